@@ -1,0 +1,48 @@
+# jobq: a job queue engine inside PostgreSQL (PGXS).
+#
+#   make && sudo make install     build and install the extension
+#   make test                     every test suite, ending "N passed, N failed"
+#   make demo                     the main job on a throwaway cluster under demo/
+#   make bench                    benchmarks (see bench/README.md)
+
+EXTENSION = jobq
+# The version lives in jobq.control only.
+EXTVERSION := $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" jobq.control)
+
+MODULE_big = jobq
+OBJS = src/jobq.o src/shared.o src/ids.o src/tenant.o src/util.o src/errors.o \
+       src/api.o src/worker.o
+
+DATA = $(wildcard sql/jobq--*.sql)
+
+PG_CONFIG ?= pg_config
+PG_CPPFLAGS = -DJOBQ_VERSION=\"$(EXTVERSION)\" -I$(srcdir)/src
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
+            -Wno-sign-compare -Wno-cast-function-type
+SHLIB_LINK = $(JOBQ_LDFLAGS)
+
+REGRESS = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
+REGRESS_OPTS = --inputdir=test --temp-config=test/jobq.conf --load-extension=jobq
+ISOLATION = $(patsubst test/specs/%.spec,%,$(sort $(wildcard test/specs/*.spec)))
+ISOLATION_OPTS = --inputdir=test --temp-config=test/jobq.conf --load-extension=jobq
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+.PHONY: test demo bench deps check-version
+
+deps:
+	./test/deps.sh
+
+test: deps
+	./test/run.sh
+
+demo: deps
+	./demo/run.sh
+
+bench: deps
+	./bench/run.sh
+
+check-version:
+	@grep -q '"version": "$(EXTVERSION)"' META.json || { echo "META.json does not say version $(EXTVERSION)"; exit 1; }
+	@echo "version $(EXTVERSION) agrees"

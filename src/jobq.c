@@ -1,0 +1,316 @@
+/*-------------------------------------------------------------------------
+ *
+ * jobq.c
+ *	  Module load: settings, shared memory, worker registration, and the
+ *	  actions that must wait for a transaction's commit.
+ *
+ * Shared memory holds one slot per in-server worker.  A worker owns its slot
+ * (pid, latch, token, state, current job); other backends read it to wake an
+ * idle worker after an enqueue commits, to interrupt a handler whose job was
+ * cancelled, and to tell whether the holder named in a job's locked_by is
+ * still alive.  JobqShared.mutex (a spinlock) guards every slot field that is
+ * written after start-up; critical sections are a few loads and stores.
+ *
+ * Commit-time actions: enqueue, retry and a requeueing fail() ask for a
+ * wake-up, cancel() of a running job asks for an interrupt.  Both are queued
+ * in backend-local state and carried out by an XactCallback at
+ * XACT_EVENT_COMMIT, after the commit is visible, so a woken worker always
+ * sees the new job and a cancelled handler's job is already Cancelled.  They
+ * are dropped on abort, and those queued in an aborted subtransaction are
+ * dropped with it.  NOTIFY is deliberately not used for wake-ups: PostgreSQL
+ * serializes every committing transaction that sent one.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "jobq.h"
+
+#include <signal.h>
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+
+#include "shared.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/* ---- settings ---- */
+char	   *jobq_database = NULL;
+int			jobq_workers = 2;
+int			jobq_poll_interval_min_ms = 10;
+int			jobq_poll_interval_max_ms = 5000;
+int			jobq_stale_after_s = 300;
+int			jobq_default_max_attempts = 3;
+int			jobq_max_payload_bytes = 1024 * 1024;
+int			jobq_max_units = 100000;
+int			jobq_retry_delay_ms = 1000;
+int			jobq_retry_delay_max_ms = 3600 * 1000;
+int			jobq_batch_size = 100;
+int			jobq_batch_time_ms = 100;
+char	   *jobq_user_id_setting = NULL;
+char	   *jobq_traceparent_setting = NULL;
+static char *jobq_job_id_setting = NULL;
+static char *jobq_trace_id_setting = NULL;
+
+/* ---- shared memory ---- */
+JobqShared *jobq_shared = NULL;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+/* ---- commit-time actions of this backend ---- */
+typedef struct PendingCancel
+{
+	int			nest_level;
+	char		holder[JOBQ_NAME_MAX + 1];
+	pg_uuid_t	job_id;
+} PendingCancel;
+
+static bool wake_pending = false;
+static List *pending_cancels = NIL;		/* of PendingCancel, in TopTransactionContext */
+static uint32 wake_rotor = 0;
+
+static void jobq_define_settings(void);
+static void jobq_shmem_request(void);
+static void jobq_shmem_startup(void);
+static void jobq_xact_callback(XactEvent event, void *arg);
+static void jobq_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+								  SubTransactionId parentSubid, void *arg);
+
+void
+_PG_init(void)
+{
+	jobq_define_settings();
+
+	RegisterXactCallback(jobq_xact_callback, NULL);
+	RegisterSubXactCallback(jobq_subxact_callback, NULL);
+
+	/* Without preloading there are no workers; the SQL API still works. */
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = jobq_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = jobq_shmem_startup;
+
+	jobq_register_workers();
+}
+
+/* True when shared memory is set up, i.e. jobq was preloaded. */
+bool
+jobq_shared_available(void)
+{
+	return jobq_shared != NULL;
+}
+
+static void
+jobq_define_settings(void)
+{
+	DefineCustomStringVariable("jobq.database",
+							   "Database whose queue the in-server workers serve.",
+							   NULL, &jobq_database, "postgres",
+							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("jobq.workers",
+							"Number of in-server worker processes.",
+							"Needs jobq in shared_preload_libraries.",
+							&jobq_workers, 2, 0, JOBQ_MAX_WORKERS,
+							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("jobq.poll_interval_min",
+							"Idle workers first sleep this long between polls.",
+							NULL, &jobq_poll_interval_min_ms, 10, 1, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("jobq.poll_interval_max",
+							"Idle workers double their sleep up to this bound.",
+							NULL, &jobq_poll_interval_max_ms, 5000, 1, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("jobq.stale_after",
+							"A Processing job whose holder has not shown a sign of life for this long is rescued by jobq.sweep().",
+							NULL, &jobq_stale_after_s, 300, 1, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("jobq.default_max_attempts",
+							"Attempts a job gets when enqueue() is not told.",
+							NULL, &jobq_default_max_attempts, 3, 1, 1000000,
+							PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("jobq.max_payload_bytes",
+							"Largest payload (and checkpoint) accepted.",
+							NULL, &jobq_max_payload_bytes, 1024 * 1024, 0, MaxAllocSize,
+							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
+	DefineCustomIntVariable("jobq.max_units",
+							"Largest number of units one job may have.",
+							NULL, &jobq_max_units, 100000, 1, INT_MAX,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("jobq.retry_delay",
+							"Delay before the first retry of a failed attempt; doubles with each attempt.",
+							NULL, &jobq_retry_delay_ms, 1000, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("jobq.retry_delay_max",
+							"Upper bound of the retry delay.",
+							NULL, &jobq_retry_delay_max_ms, 3600 * 1000, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomIntVariable("jobq.batch_size",
+							"Jobs an in-server worker claims at once.",
+							NULL, &jobq_batch_size, 100, 1, 10000,
+							PGC_SIGHUP, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("jobq.batch_time",
+							"An in-server worker commits finished jobs at least this often.",
+							NULL, &jobq_batch_time_ms, 100, 1, 3600 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomStringVariable("jobq.user_id",
+							   "Tenant of this session (a uuid); see jobq.current_user_id().",
+							   NULL, &jobq_user_id_setting, "",
+							   PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("jobq.traceparent",
+							   "W3C traceparent whose trace id new jobs take.",
+							   NULL, &jobq_traceparent_setting, "",
+							   PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("jobq.job_id",
+							   "Set by the worker while a handler runs: the job's id.",
+							   NULL, &jobq_job_id_setting, "",
+							   PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("jobq.trace_id",
+							   "Set by the worker while a handler runs: the job's trace id.",
+							   NULL, &jobq_trace_id_setting, "",
+							   PGC_USERSET, 0, NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("jobq");
+}
+
+static void
+jobq_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(jobq_shared_size());
+}
+
+static void
+jobq_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	jobq_shared = ShmemInitStruct("jobq", jobq_shared_size(), &found);
+	if (!found)
+		jobq_shared_init(jobq_shared);
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Wake one idle in-server worker when the current transaction commits. */
+void
+jobq_wake_at_commit(void)
+{
+	wake_pending = true;
+}
+
+/*
+ * Interrupt the in-server handler of job_id, run by holder, when the current
+ * transaction commits.  Holders that are not in-server workers are ignored:
+ * external workers learn of the cancel from heartbeat() returning false.
+ */
+void
+jobq_cancel_at_commit(const char *holder, const pg_uuid_t *job_id)
+{
+	MemoryContext old;
+	PendingCancel *pc;
+
+	if (holder == NULL || !jobq_holder_is_worker(holder) || strlen(holder) > JOBQ_NAME_MAX)
+		return;
+	old = MemoryContextSwitchTo(TopTransactionContext);
+	pc = palloc(sizeof(PendingCancel));
+	pc->nest_level = GetCurrentTransactionNestLevel();
+	strlcpy(pc->holder, holder, sizeof(pc->holder));
+	pc->job_id = *job_id;
+	pending_cancels = lappend(pending_cancels, pc);
+	MemoryContextSwitchTo(old);
+}
+
+/* Set the latch of one idle worker, rotating so wake-ups spread out. */
+static void
+wake_one_idle_worker(void)
+{
+	int			n = jobq_shared->nslots;
+
+	for (int i = 0; i < n; i++)
+	{
+		JobqWorkerSlot *slot = &jobq_shared->slots[(wake_rotor + i) % n];
+
+		/* unlocked read: a stale state costs one spurious or one missed wake */
+		if (slot->state == JOBQ_WS_IDLE && slot->pgprocno >= 0)
+		{
+			SetLatch(&GetPGProcByNumber(slot->pgprocno)->procLatch);
+			wake_rotor = (wake_rotor + i + 1) % n;
+			return;
+		}
+	}
+}
+
+/* Carry out the pending cancels; called after commit, must not throw. */
+static void
+signal_cancels(void)
+{
+	ListCell   *lc;
+
+	foreach(lc, pending_cancels)
+	{
+		PendingCancel *pc = lfirst(lc);
+
+		jobq_interrupt_job(pc->holder, &pc->job_id);
+	}
+}
+
+static void
+jobq_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (jobq_shared != NULL)
+			{
+				if (pending_cancels != NIL)
+					signal_cancels();
+				if (wake_pending)
+					wake_one_idle_worker();
+			}
+			wake_pending = false;
+			pending_cancels = NIL;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			wake_pending = false;
+			pending_cancels = NIL;
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+jobq_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					  SubTransactionId parentSubid, void *arg)
+{
+	int			level;
+	ListCell   *lc;
+
+	if (event != SUBXACT_EVENT_ABORT_SUB || pending_cancels == NIL)
+		return;
+	level = GetCurrentTransactionNestLevel();
+	foreach(lc, pending_cancels)
+	{
+		PendingCancel *pc = lfirst(lc);
+
+		if (pc->nest_level >= level)
+			pending_cancels = foreach_delete_current(pending_cancels, lc);
+	}
+}

@@ -1,0 +1,70 @@
+/*-------------------------------------------------------------------------
+ *
+ * shared.h
+ *	  jobq's shared memory: one slot per in-server worker.
+ *
+ * Locking: JobqShared.mutex guards every slot field written after start-up.
+ * A worker writes its own slot; other backends read slots (worker_status,
+ * wake-up, holder liveness) and write only cancel_job.  Two fields are read
+ * without the lock on purpose: `state` and `pgprocno` for a wake-up (a stale
+ * read costs one spurious or one missed wake-up; a missed one is covered by
+ * the worker's own poll), and `cancel_job` from the worker's signal handler.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef JOBQ_SHARED_H
+#define JOBQ_SHARED_H
+
+#include "port/atomics.h"
+#include "storage/spin.h"
+
+#define JOBQ_MAX_WORKERS	64
+
+/* What a worker is doing: shown by jobq.worker_status. */
+typedef enum JobqWorkerState
+{
+	JOBQ_WS_STOPPED = 0,		/* slot unused */
+	JOBQ_WS_STARTING,
+	JOBQ_WS_WAITING,			/* extension not (yet) in jobq.database */
+	JOBQ_WS_IDLE,				/* polling or sleeping between polls */
+	JOBQ_WS_RUNNING				/* running a batch of jobs */
+} JobqWorkerState;
+
+typedef struct JobqWorkerSlot
+{
+	pid_t		pid;
+	int			pgprocno;		/* for SetLatch; -1 when stopped */
+	uint64		token;			/* new at every start of this worker */
+	JobqWorkerState state;
+	bool		has_job;
+	pg_uuid_t	job_id;			/* job whose handler runs now, if has_job */
+	pg_uuid_t	cancel_job;		/* set by a committed cancel() of job_id */
+	int			poll_delay_ms;
+	int64		jobs_done;
+	int64		jobs_failed;
+	TimestampTz started_at;
+} JobqWorkerSlot;
+
+typedef struct JobqShared
+{
+	slock_t		mutex;
+	uint64		incarnation;	/* random, new at each shared memory reset */
+	pg_atomic_uint32 registry_generation;	/* bumped when registrations change */
+	int			nslots;
+	JobqWorkerSlot slots[FLEXIBLE_ARRAY_MEMBER];
+} JobqShared;
+
+extern JobqShared *jobq_shared;
+
+/* shared.c */
+extern Size jobq_shared_size(void);
+extern void jobq_shared_init(JobqShared *shared);
+extern void jobq_holder_format(char *out, size_t outlen, int slotno, pid_t pid, uint64 token);
+extern bool jobq_holder_is_worker(const char *holder);
+extern bool jobq_holder_alive(const char *holder);
+extern void jobq_interrupt_job(const char *holder, const pg_uuid_t *job_id);
+
+/* worker.c */
+extern void jobq_register_workers(void);
+
+#endif							/* JOBQ_SHARED_H */

@@ -1,0 +1,136 @@
+/*-------------------------------------------------------------------------
+ *
+ * tenant.c
+ *	  The calling session's tenant (SPEC section 9).
+ *
+ * jobq.current_user_id() is the uuid in the setting jobq.user_id, else the
+ * "sub" claim of request.jwt.claims (the PostgREST / Supabase convention),
+ * else NULL: no tenant, the session acts for every user.  The settings are
+ * the session's own, so tenancy is exactly as strong as the application's
+ * control of them (PostgREST sets the claims from a verified JWT).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "jobq.h"
+
+#include "common/jsonapi.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
+
+PG_FUNCTION_INFO_V1(jobq_current_user_id);
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Parse uuid text in the forms uuid_in accepts (optional braces, a hyphen
+ * after any group of four digits).  Written out so a bad value can be
+ * reported as 22023 naming its source, without catching uuid_in's error.
+ */
+static bool
+parse_uuid(const char *s, pg_uuid_t *out)
+{
+	bool		braces = (*s == '{');
+	int			n = 0;
+
+	if (braces)
+		s++;
+	while (n < 32)
+	{
+		int			hi,
+					lo;
+
+		if (*s == '-' && n > 0 && n % 4 == 0)
+			s++;
+		hi = hexval(s[0]);
+		lo = (hi < 0) ? -1 : hexval(s[1]);
+		if (hi < 0 || lo < 0)
+			return false;
+		out->data[n / 2] = (unsigned char) (hi << 4 | lo);
+		n += 2;
+		s += 2;
+	}
+	if (braces && *s++ != '}')
+		return false;
+	return *s == '\0';
+}
+
+/* The "sub" claim of a JWT claims JSON text, or NULL. */
+static char *
+claims_sub(const char *claims)
+{
+	JsonLexContext *lex;
+	Jsonb	   *jb;
+	JsonbValue	key;
+	JsonbValue *sub;
+
+	/* check first, so malformed claims are 22023 rather than jsonb_in's error */
+	lex = makeJsonLexContextCstringLen(unconstify(char *, claims), strlen(claims),
+									   GetDatabaseEncoding(), false);
+	if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("request.jwt.claims is not valid JSON")));
+	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(claims)));
+
+	if (!JB_ROOT_IS_OBJECT(jb))
+		return NULL;
+	key.type = jbvString;
+	key.val.string.val = "sub";
+	key.val.string.len = 3;
+	sub = findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &key);
+	if (sub == NULL || sub->type != jbvString)
+		return NULL;
+	return pnstrdup(sub->val.string.val, sub->val.string.len);
+}
+
+/* The session's tenant into *out; false when none is set. */
+bool
+jobq_current_tenant(pg_uuid_t *out)
+{
+	const char *claims;
+	char	   *sub;
+
+	if (jobq_user_id_setting && jobq_user_id_setting[0] != '\0')
+	{
+		if (!parse_uuid(jobq_user_id_setting, out))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("jobq.user_id \"%s\" is not a uuid", jobq_user_id_setting)));
+		return true;
+	}
+
+	claims = GetConfigOption("request.jwt.claims", true, false);
+	if (claims == NULL || claims[0] == '\0')
+		return false;
+	sub = claims_sub(claims);
+	if (sub == NULL || sub[0] == '\0')
+		return false;
+	if (!parse_uuid(sub, out))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the \"sub\" claim \"%s\" of request.jwt.claims is not a uuid", sub)));
+	return true;
+}
+
+/* SQL: jobq.current_user_id() */
+Datum
+jobq_current_user_id(PG_FUNCTION_ARGS)
+{
+	pg_uuid_t  *uuid = palloc(sizeof(pg_uuid_t));
+
+	if (!jobq_current_tenant(uuid))
+		PG_RETURN_NULL();
+	PG_RETURN_UUID_P(uuid);
+}

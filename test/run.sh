@@ -1,0 +1,130 @@
+#!/bin/bash
+# Run jobq's test suites against real PostgreSQL 15 servers started here, and
+# end with one line "N passed, N failed".
+#
+#   test/run.sh                      every suite
+#   SUITES="regress pgtap" test/run.sh   some of them
+#
+# Suites: regress (pg_regress), isolation (pg_isolation_regress), pgtap
+# (pg_prove), tap (prove + PostgreSQL::Test::Cluster: crashes, restarts),
+# node (node --test: NOTIFY, blob stores, HTTP providers).
+#
+# PostgreSQL refuses to run as root, so as root every server and every test
+# client runs as the postgres OS user.  Scratch space is a fresh directory
+# under /tmp, kept when something fails (its path is printed).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PGBIN=$(pg_config --bindir)
+PGXS_SRC=$(dirname "$(dirname "$(pg_config --pgxs)")")
+SUITES=${SUITES:-"regress isolation pgtap tap node"}
+
+WORK=$(mktemp -d /tmp/jobq-test.XXXXXX)
+chmod 755 "$WORK"
+if [ "$(id -u)" = 0 ]; then
+  chown postgres: "$WORK"
+  asuser() { runuser -u postgres -- env PATH="$PGBIN:$PATH" "$@"; }
+else
+  asuser() { env PATH="$PGBIN:$PATH" "$@"; }
+fi
+export ROOT WORK PGBIN PGXS_SRC
+
+PASSED=0
+FAILED=0
+FAILURES=()
+
+# add PASS FAIL NAME: fold one suite's counts into the totals
+add() {
+  PASSED=$((PASSED + $1))
+  FAILED=$((FAILED + $2))
+  if [ "$2" -gt 0 ]; then FAILURES+=("$3"); fi
+  echo "== $3: $1 passed, $2 failed"
+}
+
+# count_tap FILE: "passed failed" from TAP output lines
+count_tap() {
+  local ok notok
+  ok=$(grep -cE '^\s*ok [0-9]+' "$1")
+  notok=$(grep -cE '^\s*not ok [0-9]+' "$1")
+  echo "$ok $notok"
+}
+
+suite_regress() {
+  local tests out=$WORK/regress
+  tests=$(cd test/sql && ls *.sql 2>/dev/null | sed 's/\.sql$//' | sort)
+  [ -n "$tests" ] || return 0
+  asuser mkdir -p "$out"
+  asuser "$PGXS_SRC/test/regress/pg_regress" --bindir="$PGBIN" \
+    --inputdir="$ROOT/test" --outputdir="$out" \
+    --temp-instance="$out/tmp_check" --temp-config="$ROOT/test/jobq.conf" \
+    --dbname=contrib_regression $tests 2>&1 | tee "$WORK/regress.log"
+  [ -f "$out/regression.diffs" ] && head -200 "$out/regression.diffs"
+  add "$(grep -cE '\.\.\. +ok' "$WORK/regress.log")" \
+      "$(grep -cE '\.\.\. +FAILED' "$WORK/regress.log")" regress
+}
+
+suite_isolation() {
+  local tests out=$WORK/isolation
+  tests=$(cd test/specs && ls *.spec 2>/dev/null | sed 's/\.spec$//' | sort)
+  [ -n "$tests" ] || return 0
+  asuser mkdir -p "$out"
+  asuser "$PGXS_SRC/test/isolation/pg_isolation_regress" --bindir="$PGBIN" \
+    --inputdir="$ROOT/test" --outputdir="$out" \
+    --temp-instance="$out/tmp_check" --temp-config="$ROOT/test/jobq.conf" \
+    --dbname=contrib_regression $tests 2>&1 | tee "$WORK/isolation.log"
+  [ -f "$out/regression.diffs" ] && head -200 "$out/regression.diffs"
+  add "$(grep -cE '\.\.\. +ok' "$WORK/isolation.log")" \
+      "$(grep -cE '\.\.\. +FAILED' "$WORK/isolation.log")" isolation
+}
+
+suite_pgtap() {
+  local files
+  files=$(ls test/pgtap/*.sql 2>/dev/null | sort)
+  [ -n "$files" ] || return 0
+  test/cluster.sh start pgtap 54391 || { add 0 1 "pgtap (cluster start)"; return; }
+  (cd "$ROOT" && asuser pg_prove -v -h "$WORK/pgtap/sock" -p 54391 -U postgres \
+    -d contrib_regression $files) > "$WORK/pgtap.log" 2>&1
+  cat "$WORK/pgtap.log"
+  test/cluster.sh stop pgtap
+  # shellcheck disable=SC2046
+  add $(count_tap "$WORK/pgtap.log") pgtap
+}
+
+suite_tap() {
+  local files
+  files=$(ls test/t/*.pl 2>/dev/null | sort)
+  [ -n "$files" ] || return 0
+  asuser mkdir -p "$WORK/tap"
+  (cd "$WORK/tap" && asuser env TESTDIR="$WORK/tap" PG_REGRESS="$PGXS_SRC/test/regress/pg_regress" \
+     JOBQ_ROOT="$ROOT" prove -v -I "$PGXS_SRC/test/perl" -I "$ROOT/test/t" \
+     $(for f in $files; do echo "$ROOT/$f"; done)) > "$WORK/tap.log" 2>&1
+  cat "$WORK/tap.log"
+  # shellcheck disable=SC2046
+  add $(count_tap "$WORK/tap.log") tap
+}
+
+suite_node() {
+  local files
+  files=$(ls test/node/*.test.mjs 2>/dev/null | sort)
+  [ -n "$files" ] || return 0
+  test/cluster.sh start node 54392 || { add 0 1 "node (cluster start)"; return; }
+  (cd "$ROOT" && asuser env JOBQ_PGHOST="$WORK/node/sock" JOBQ_PGPORT=54392 \
+     node --test --test-reporter=tap $files) > "$WORK/node.log" 2>&1
+  cat "$WORK/node.log"
+  test/cluster.sh stop node
+  # shellcheck disable=SC2046
+  add $(count_tap "$WORK/node.log") node
+}
+
+for s in $SUITES; do
+  echo "== suite $s"
+  "suite_$s"
+done
+
+if [ "$FAILED" -gt 0 ]; then
+  echo "failed suites: ${FAILURES[*]}; scratch kept in $WORK"
+else
+  rm -rf "$WORK"
+fi
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
