@@ -10,8 +10,8 @@ EXTENSION = jobq
 EXTVERSION := $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" jobq.control)
 
 MODULE_big = jobq
-OBJS = src/jobq.o src/shared.o src/ids.o src/tenant.o src/util.o src/errors.o \
-       src/api.o src/worker.o
+OBJS = src/jobq.o src/shared.o src/ids.o src/tenant.o src/util.o src/errors.o src/registry.o \
+       src/api.o src/worker.o src/dispatch.o
 
 DATA = $(wildcard sql/jobq--*.sql)
 

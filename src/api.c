@@ -85,6 +85,10 @@ static JobqPlan enqueue_many_plan = {
 	JSONBARRAYOID, TEXTARRAYOID}
 };
 
+/*
+ * Claim: shared by jobq.claim() and the in-server workers.  Column 1 is the
+ * whole row (type jobq.jobs); the rest are the fields the workers need.
+ */
 static JobqPlan claim_plan = {
 	"WITH c AS (SELECT id FROM jobq.jobs"
 	"  WHERE status = 0 AND queue = $1 AND run_at <= pg_catalog.now()"
@@ -92,7 +96,9 @@ static JobqPlan claim_plan = {
 	"  ORDER BY priority DESC, run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)"
 	" UPDATE jobq.jobs j SET status = 1, attempts = j.attempts + 1, locked_by = $2,"
 	"  started_at = pg_catalog.now(), heartbeat_at = pg_catalog.now()"
-	" FROM c WHERE j.id = c.id RETURNING j.*",
+	" FROM c WHERE j.id = c.id"
+	" RETURNING j, j.id, j.job_type, j.trace_id, j.attempts, j.max_attempts,"
+	"  j.units_total, j.units_done, j.priority, j.run_at, j.user_id",
 	4, {TEXTOID, TEXTOID, INT4OID, TEXTARRAYOID}
 };
 
@@ -123,7 +129,7 @@ static JobqPlan progress_plan = {
 };
 
 static JobqPlan complete_plan = {
-	"UPDATE jobq.jobs SET status = 2, result = $2, completed_at = pg_catalog.now(),"
+	"UPDATE jobq.jobs SET status = 2, result = $2, completed_at = pg_catalog.clock_timestamp(),"
 	" locked_by = NULL, progress_percent = 100"
 	" WHERE id = $1 AND status = 1 AND ($3::text IS NULL OR locked_by = $3)"
 	" AND ($4::uuid IS NULL OR user_id = $4)",
@@ -131,7 +137,7 @@ static JobqPlan complete_plan = {
 };
 
 static JobqPlan complete_many_plan = {
-	"UPDATE jobq.jobs j SET status = 2, result = t.result, completed_at = pg_catalog.now(),"
+	"UPDATE jobq.jobs j SET status = 2, result = t.result, completed_at = pg_catalog.clock_timestamp(),"
 	" locked_by = NULL, progress_percent = 100"
 	" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS t(id, result)"
 	" WHERE j.id = t.id AND j.status = 1 AND ($3::text IS NULL OR j.locked_by = $3)"
@@ -139,12 +145,13 @@ static JobqPlan complete_many_plan = {
 	4, {UUIDARRAYOID, JSONBARRAYOID, TEXTOID, UUIDOID}
 };
 
+/* $6: the holder, or NULL when the caller has locked and checked the row */
 static JobqPlan fail_plan = {
 	"UPDATE jobq.jobs SET status = $2, run_at = COALESCE($3, run_at),"
-	" completed_at = CASE WHEN $2 = 0 THEN NULL ELSE pg_catalog.now() END,"
+	" completed_at = CASE WHEN $2 = 0 THEN NULL ELSE pg_catalog.clock_timestamp() END,"
 	" locked_by = NULL, error_message = $4, error = $5"
-	" WHERE id = $1",
-	5, {UUIDOID, INT4OID, TIMESTAMPTZOID, TEXTOID, JSONBOID}
+	" WHERE id = $1 AND status = 1 AND ($6::text IS NULL OR locked_by = $6)",
+	6, {UUIDOID, INT4OID, TIMESTAMPTZOID, TEXTOID, JSONBOID, TEXTOID}
 };
 
 static JobqPlan cancel_plan = {
@@ -164,6 +171,8 @@ static JobqPlan status_plan = {
 	"SELECT * FROM jobq.jobs WHERE id = $1 AND ($2::uuid IS NULL OR user_id = $2)",
 	2, {UUIDOID, UUIDOID}
 };
+
+static int64 retry_delay_ms(int attempt);
 
 uint64
 jobq_plan_exec(JobqPlan *p, Datum *values, const char *nulls, bool read_only, long count)
@@ -203,6 +212,76 @@ jobq_spi_row_to(TupleDesc tupdesc, uint64 row, Datum *values, bool *nulls)
 		values[i] = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
 								  src++, &nulls[i]);
 	}
+}
+
+/*
+ * Claim up to max_jobs due jobs of `queue` for `holder`; job_types is a
+ * text[] Datum or 0 for all types.  Needs SPI; leaves the rows (laid out as
+ * claim_plan's RETURNING list) in SPI_tuptable and returns their number.
+ */
+uint64
+jobq_claim_rows(const char *queue, const char *holder, int max_jobs, Datum job_types)
+{
+	Datum		values[4];
+	char		nulls[5] = "    ";
+
+	values[0] = CStringGetTextDatum(queue);
+	values[1] = CStringGetTextDatum(holder);
+	values[2] = Int32GetDatum(max_jobs);
+	values[3] = job_types;
+	nulls[3] = job_types ? ' ' : 'n';
+	return jobq_plan_exec(&claim_plan, values, nulls, false, 0);
+}
+
+/* Complete a Processing job held by holder; false if it no longer is one. */
+bool
+jobq_complete_held(const pg_uuid_t *id, Datum result, bool result_null, const char *holder)
+{
+	Datum		values[4];
+	char		nulls[5] = "   n";
+
+	values[0] = UUIDPGetDatum(id);
+	values[1] = result;
+	nulls[1] = result_null ? 'n' : ' ';
+	values[2] = CStringGetTextDatum(holder);
+	values[3] = (Datum) 0;
+	return jobq_plan_exec(&complete_plan, values, nulls, false, 0) > 0;
+}
+
+/*
+ * Record a failed attempt of a Processing job (held by holder, or already
+ * locked and checked when holder is NULL): back to Queued after a backoff
+ * when retry is allowed and attempts remain, else Failed.  Builds the one
+ * error JSON.  Returns false if the job was no longer ours.  Needs SPI.
+ */
+bool
+jobq_record_failure(const pg_uuid_t *id, const char *holder, const char *trace_id,
+					int attempts, int max_attempts, int checkpoints,
+					const char *code, const char *message, bool retry, bool *requeued)
+{
+	bool		requeue = retry && attempts < max_attempts;
+	Datum		values[6];
+	char		nulls[7] = "      ";
+	bool		ok;
+
+	values[0] = UUIDPGetDatum(id);
+	values[1] = Int32GetDatum(requeue ? JOBQ_QUEUED : JOBQ_FAILED);
+	if (requeue)
+		values[2] = TimestampTzGetDatum(TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+																	retry_delay_ms(attempts)));
+	else
+		nulls[2] = 'n';
+	values[3] = CStringGetTextDatum(message);
+	values[4] = JsonbPGetDatum(jobq_error_json(trace_id, jobq_status_for_code(code), code,
+											   message, attempts, checkpoints));
+	values[5] = holder ? CStringGetTextDatum(holder) : (Datum) 0;
+	nulls[5] = holder ? ' ' : 'n';
+	ok = jobq_plan_exec(&fail_plan, values, nulls, false, 0) > 0;
+	if (ok && requeue)
+		jobq_wake_at_commit();
+	if (requeued)
+		*requeued = ok && requeue;
+	return ok;
 }
 
 /* ---- helpers ---- */
@@ -600,8 +679,6 @@ jobq_claim(PG_FUNCTION_ARGS)
 	char	   *worker = arg_worker(fcinfo, 1);
 	int32		max_jobs = PG_ARGISNULL(2) ? 1 : PG_GETARG_INT32(2);
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	Datum		values[4];
-	char		nulls[5] = "    ";
 	uint64		n;
 
 	if (max_jobs < 0)
@@ -615,24 +692,21 @@ jobq_claim(PG_FUNCTION_ARGS)
 	if (max_jobs == 0)
 		return (Datum) 0;
 
-	values[0] = CStringGetTextDatum(queue);
-	values[1] = CStringGetTextDatum(worker);
-	values[2] = Int32GetDatum(max_jobs);
-	values[3] = PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3);
-	nulls[3] = PG_ARGISNULL(3) ? 'n' : ' ';
-
 	SPI_connect();
-	n = jobq_plan_exec(&claim_plan, values, nulls, false, 0);
-	if (n > 0)
+	n = jobq_claim_rows(queue, worker, max_jobs, PG_ARGISNULL(3) ? (Datum) 0 : PG_GETARG_DATUM(3));
+	for (uint64 i = 0; i < n; i++)
 	{
-		Datum	   *row = palloc(sizeof(Datum) * rsinfo->setDesc->natts);
-		bool	   *rownulls = palloc(sizeof(bool) * rsinfo->setDesc->natts);
+		bool		isnull;
+		HeapTupleHeader row;
+		HeapTupleData tuple;
 
-		for (uint64 i = 0; i < n; i++)
-		{
-			jobq_spi_row_to(rsinfo->setDesc, i, row, rownulls);
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, rownulls);
-		}
+		row = DatumGetHeapTupleHeader(SPI_getbinval(SPI_tuptable->vals[i],
+													SPI_tuptable->tupdesc, 1, &isnull));
+		tuple.t_len = HeapTupleHeaderGetDatumLength(row);
+		ItemPointerSetInvalid(&tuple.t_self);
+		tuple.t_tableOid = InvalidOid;
+		tuple.t_data = row;
+		tuplestore_puttuple(rsinfo->setResult, &tuple);
 	}
 	SPI_finish();
 	return (Datum) 0;
@@ -852,9 +926,6 @@ jobq_fail(PG_FUNCTION_ARGS)
 				units_done;
 	char	   *holder;
 	char	   *trace_id;
-	bool		requeue;
-	Datum		values[5];
-	char		nulls[6] = "     ";
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -881,22 +952,9 @@ jobq_fail(PG_FUNCTION_ARGS)
 		(worker && (holder == NULL || strcmp(holder, worker) != 0)))
 		not_applicable("fail", id, worker, lv[1], ln[1]);
 
-	requeue = retry && attempts < max_attempts;
-	values[0] = UUIDPGetDatum(id);
-	values[1] = Int32GetDatum(requeue ? JOBQ_QUEUED : JOBQ_FAILED);
-	if (requeue)
-		values[2] = TimestampTzGetDatum(TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-																	retry_delay_ms(attempts)));
-	else
-		nulls[2] = 'n';
-	values[3] = CStringGetTextDatum(message);
-	values[4] = JsonbPGetDatum(jobq_error_json(trace_id, jobq_status_for_code(code), code,
-											   message, attempts, units_done));
-	jobq_plan_exec(&fail_plan, values, nulls, false, 0);
+	jobq_record_failure(id, NULL, trace_id, attempts, max_attempts, units_done,
+						code, message, retry, NULL);
 	SPI_finish();
-
-	if (requeue)
-		jobq_wake_at_commit();
 	PG_RETURN_VOID();
 }
 

@@ -63,6 +63,16 @@ extern void jobq_wake_at_commit(void);
 extern void jobq_cancel_at_commit(const char *holder, const pg_uuid_t *job_id);
 extern bool jobq_shared_available(void);
 
+/* ---- api.c: job transitions shared with the workers (need SPI) ---- */
+extern uint64 jobq_claim_rows(const char *queue, const char *holder, int max_jobs,
+							  Datum job_types);
+extern bool jobq_complete_held(const pg_uuid_t *id, Datum result, bool result_null,
+							   const char *holder);
+extern bool jobq_record_failure(const pg_uuid_t *id, const char *holder, const char *trace_id,
+								int attempts, int max_attempts, int checkpoints,
+								const char *code, const char *message, bool retry,
+								bool *requeued);
+
 /* ---- ids.c ---- */
 extern void jobq_uuid_v7(pg_uuid_t *out);
 extern void jobq_new_trace_id(char *out);

@@ -1,0 +1,93 @@
+/*
+ * jobq 0.1 -> 0.2: in-server workers.  Handler registrations, crash rescue,
+ * and the worker_status view (SPEC sections 5, 12 and 13).
+ */
+\echo Use "ALTER EXTENSION jobq UPDATE TO '0.2'" to load this file. \quit
+
+-- How the in-server workers run each job type.  Handlers run as `owner`,
+-- the role that called register().  Writable only through register().
+CREATE TABLE jobq.registrations (
+    job_type     text PRIMARY KEY,
+    queue        text NOT NULL DEFAULT 'default',
+    handler      regprocedure,
+    unit_handler regprocedure,
+    finalizer    regprocedure,
+    providers    text[],
+    max_attempts int CHECK (max_attempts > 0),
+    timeout      interval,
+    owner        regrole NOT NULL,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    updated_at   timestamptz NOT NULL DEFAULT now(),
+    CHECK (num_nonnulls(handler, unit_handler, providers) = 1)
+);
+SELECT pg_catalog.pg_extension_config_dump('jobq.registrations', '');
+
+-- Every change, however made (register(), pg_restore, by hand), reaches the
+-- workers' caches at commit.
+CREATE FUNCTION jobq._registry_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'jobq_registry_changed' LANGUAGE C;
+CREATE TRIGGER registrations_changed
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON jobq.registrations
+    FOR EACH STATEMENT EXECUTE FUNCTION jobq._registry_changed();
+
+CREATE FUNCTION jobq.register(job_type text, handler regprocedure DEFAULT NULL,
+                              unit_handler regprocedure DEFAULT NULL,
+                              finalizer regprocedure DEFAULT NULL,
+                              providers text[] DEFAULT NULL, queue text DEFAULT 'default',
+                              max_attempts int DEFAULT NULL, timeout interval DEFAULT NULL)
+    RETURNS void
+    AS 'MODULE_PATHNAME', 'jobq_register' LANGUAGE C VOLATILE
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
+CREATE FUNCTION jobq.unregister(job_type text) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'jobq_unregister' LANGUAGE C VOLATILE
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
+-- Jobs held by in-server workers that are gone (crash, kill -9, error):
+-- back to Queued with attempts left, else Failed, with the one error shape.
+CREATE FUNCTION jobq._rescue_orphans() RETURNS int
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH rescued AS (
+        UPDATE jobq.jobs j SET
+            status = CASE WHEN j.attempts < j.max_attempts THEN 0 ELSE 3 END,
+            run_at = now(),
+            locked_by = NULL,
+            completed_at = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE clock_timestamp() END,
+            error_message = 'the worker running this job was lost',
+            error = jobq._error_json(j.trace_id, 'WorkerLost', 'the worker running this job was lost',
+                                     j.attempts, j.units_done)
+         WHERE j.status = 1 AND j.locked_by LIKE 'jobq:%' AND NOT jobq._holder_alive(j.locked_by)
+        RETURNING 1)
+    SELECT count(*)::int FROM rescued
+$$;
+
+CREATE FUNCTION jobq._worker_status(OUT pid int, OUT state text, OUT job_id uuid,
+                                    OUT poll_delay_ms int, OUT jobs_done bigint,
+                                    OUT started_at timestamptz)
+    RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'jobq_worker_status' LANGUAGE C VOLATILE;
+
+CREATE VIEW jobq.worker_status AS SELECT * FROM jobq._worker_status();
+COMMENT ON VIEW jobq.worker_status IS 'The in-server workers of this server, one row each.';
+
+REVOKE ALL ON FUNCTION jobq._registry_changed(), jobq.register(text, regprocedure, regprocedure,
+    regprocedure, text[], text, int, interval), jobq.unregister(text), jobq._rescue_orphans(),
+    jobq._worker_status() FROM PUBLIC;
+REVOKE ALL ON jobq.registrations, jobq.worker_status FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION jobq.grant_admin(role regrole) RETURNS void
+    LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF role IS NULL THEN
+        RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = '22023';
+    END IF;
+    PERFORM jobq.grant_client(role);
+    PERFORM jobq.grant_worker(role);
+    EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA jobq TO %s', role);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION jobq.register(text, regprocedure, regprocedure,
+        regprocedure, text[], text, int, interval), jobq.unregister(text),
+        jobq._worker_status() TO %s', role);
+END
+$$;

@@ -1,0 +1,394 @@
+/*-------------------------------------------------------------------------
+ *
+ * dispatch.c
+ *	  Running a claimed batch: each whole-job handler in a subtransaction,
+ *	  its job's completion in the same subtransaction, one commit for many.
+ *
+ * Ordering, per job, inside the batch transaction:
+ *	  BEGIN SUBTRANSACTION
+ *		run the handler as the registering role
+ *		UPDATE the job to Completed, only if still Processing under our token
+ *	  RELEASE, or ROLLBACK if the job was no longer ours (cancelled or
+ *	  rescued meanwhile) so its handler's writes are undone with it
+ * A handler's error rolls back the subtransaction and records the failure
+ * (retry rules of jobq.fail) in the batch transaction.  So a SQL handler's
+ * writes commit exactly when its job's completion commits.  The batch
+ * commits after jobq.batch_time at the latest, so a slow handler never holds
+ * finished jobs back for long.
+ *
+ * Interrupting a handler: cancel() and the per-type timeout both end in a
+ * query cancel, but only while a handler runs: the SIGINT handler and the
+ * timeout handler below set QueryCancelPending only when `in_handler` is
+ * set, and the worker clears it when the handler returns, so a late signal
+ * can never abort the worker's own bookkeeping.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "jobq.h"
+
+#include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/elog.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timeout.h"
+
+#include "dispatch.h"
+
+TimeoutId	jobq_timeout_id = MAX_TIMEOUTS;
+
+/* read by the signal handlers */
+static volatile sig_atomic_t in_handler = false;
+static volatile sig_atomic_t cancel_hit = false;
+static volatile sig_atomic_t timeout_hit = false;
+static pg_uuid_t running_job;
+
+typedef enum JobOutcome
+{
+	JOB_DONE,
+	JOB_FAILED,
+	JOB_GONE					/* no longer ours: cancelled or rescued */
+} JobOutcome;
+
+static const char *release_sql =
+"UPDATE jobq.jobs SET status = 0, attempts = attempts - 1, locked_by = NULL"
+" WHERE id = $1 AND status = 1 AND locked_by = $2";
+
+/* SIGINT: cancel the running handler (jobq.cancel or pg_cancel_backend) */
+void
+jobq_sigint_handler(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	if (in_handler)
+	{
+		if (jobq_worker != NULL &&
+			memcmp(&jobq_worker->slot->cancel_job, &running_job, sizeof(pg_uuid_t)) == 0)
+			cancel_hit = true;
+		InterruptPending = true;
+		QueryCancelPending = true;
+	}
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
+/* USER_TIMEOUT: the job type's timeout expired */
+void
+jobq_timeout_handler(void)
+{
+	timeout_hit = true;
+	if (in_handler)
+	{
+		InterruptPending = true;
+		QueryCancelPending = true;
+	}
+	SetLatch(MyLatch);
+}
+
+static void
+handler_begin(int64 timeout_ms)
+{
+	cancel_hit = false;
+	timeout_hit = false;
+	pg_compiler_barrier();
+	in_handler = true;
+	if (timeout_ms > 0)
+		enable_timeout_after(jobq_timeout_id, (int) Min(timeout_ms, (int64) INT_MAX));
+}
+
+static void
+handler_end(void)
+{
+	in_handler = false;
+	pg_compiler_barrier();
+	if (jobq_timeout_id < MAX_TIMEOUTS)
+		disable_timeout(jobq_timeout_id, false);
+	/* a cancel that raced with the handler's return is moot now */
+	QueryCancelPending = false;
+}
+
+/* After an error in the worker's own code: no handler is running any more. */
+void
+jobq_dispatch_reset(void)
+{
+	handler_end();
+	if (jobq_worker != NULL)
+	{
+		SpinLockAcquire(&jobq_shared->mutex);
+		jobq_worker->slot->has_job = false;
+		SpinLockRelease(&jobq_shared->mutex);
+	}
+}
+
+/* Publish the job this worker runs now (for cancel and worker_status). */
+static void
+job_begin(JobqJob *job)
+{
+	char		idbuf[UUID_LEN * 2 + 5];
+	JobqWorkerSlot *slot = jobq_worker->slot;
+
+	running_job = job->id;
+	SpinLockAcquire(&jobq_shared->mutex);
+	slot->has_job = true;
+	slot->job_id = job->id;
+	memset(&slot->cancel_job, 0, sizeof(pg_uuid_t));
+	SpinLockRelease(&jobq_shared->mutex);
+
+	jobq_uuid_to_cstring(&job->id, idbuf);
+	SetConfigOption("jobq.job_id", idbuf, PGC_USERSET, PGC_S_SESSION);
+	SetConfigOption("jobq.trace_id", job->trace_id, PGC_USERSET, PGC_S_SESSION);
+}
+
+static void
+job_end(bool ok)
+{
+	JobqWorkerSlot *slot = jobq_worker->slot;
+
+	SpinLockAcquire(&jobq_shared->mutex);
+	slot->has_job = false;
+	if (ok)
+		slot->jobs_done++;
+	else
+		slot->jobs_failed++;
+	SpinLockRelease(&jobq_shared->mutex);
+}
+
+/* A saved plan "SELECT fn($1 [, $2])" calling a registered function. */
+static SPIPlanPtr
+prepare_call(Oid fn, int nargs, Oid *argtypes)
+{
+	char	   *name = get_func_name(fn);
+	char	   *sql;
+	SPIPlanPtr	plan;
+
+	if (name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("the registered function %u no longer exists", fn),
+				 errhint("Register the job type again with jobq.register().")));
+	sql = psprintf("SELECT %s(%s)",
+				   quote_qualified_identifier(get_namespace_name(get_func_namespace(fn)), name),
+				   nargs == 1 ? "$1" : "$1, $2");
+	plan = SPI_prepare(sql, nargs, argtypes);
+	if (plan == NULL)
+		elog(ERROR, "jobq: could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+	SPI_keepplan(plan);
+	return plan;
+}
+
+/*
+ * Run one of the registered functions as the registering role, with the
+ * interrupt window open; returns its single result.
+ */
+static Datum
+call_as_owner(JobqRegistration *reg, SPIPlanPtr plan, Datum *args, bool *isnull)
+{
+	Oid			save_user;
+	int			save_sec;
+	int			rc;
+	Datum		result;
+
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(reg->owner)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the role that registered job type \"%s\" no longer exists", reg->job_type),
+				 errhint("Register the job type again with jobq.register().")));
+
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(reg->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	handler_begin(reg->timeout_ms);
+	rc = SPI_execute_plan(plan, args, NULL, false, 1);
+	handler_end();
+	SetUserIdAndSecContext(save_user, save_sec);
+
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "jobq: handler call returned %s", SPI_result_code_string(rc));
+	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
+	return result;
+}
+
+/* Log an unexpected failure once, with the job and its trace. */
+static bool
+unexpected_error(ErrorData *edata)
+{
+	int			class = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
+
+	return class == ERRCODE_TO_CATEGORY(ERRCODE_INTERNAL_ERROR) ||
+		class == ERRCODE_TO_CATEGORY(ERRCODE_INSUFFICIENT_RESOURCES) ||
+		class == ERRCODE_TO_CATEGORY(ERRCODE_SYSTEM_ERROR) ||
+		class == ERRCODE_TO_CATEGORY(ERRCODE_PROGRAM_LIMIT_EXCEEDED);
+}
+
+/*
+ * Record why a handler failed.  The error code follows what happened:
+ * cancel, timeout, bad data (SQLSTATE classes 22 and 23: retrying cannot
+ * help, so no retry), or any other handler error.
+ */
+static void
+record_handler_error(JobqRegistration *reg, JobqJob *job, ErrorData *edata)
+{
+	const char *code = "HandlerError";
+	char	   *message = edata->message ? edata->message : "handler failed";
+	bool		retry = true;
+	int			class = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
+
+	if (cancel_hit)
+	{
+		code = "Cancelled";
+		retry = false;
+	}
+	else if (timeout_hit)
+	{
+		code = "Timeout";
+		message = psprintf("handler of job type \"%s\" ran longer than its timeout of %lld ms",
+						   job->job_type, (long long) reg->timeout_ms);
+	}
+	else if (class == ERRCODE_TO_CATEGORY(ERRCODE_DATA_EXCEPTION) ||
+			 class == ERRCODE_TO_CATEGORY(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION))
+	{
+		code = "ValidationError";
+		retry = false;
+	}
+	else if (unexpected_error(edata))
+	{
+		code = "InternalError";
+		ereport(WARNING,
+				(errmsg("jobq: job %s of type \"%s\" failed: %s",
+						DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&job->id))),
+						job->job_type, message),
+				 errcontext("jobq job %s, trace %s",
+							DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&job->id))),
+							job->trace_id)));
+	}
+
+	/* a cancelled job is already Cancelled: this changes nothing then */
+	jobq_record_failure(&job->id, jobq_worker->holder, job->trace_id, job->attempts,
+						job->max_attempts, job->units_done, code, message, retry, NULL);
+}
+
+/* Run a whole-job handler and complete its job, all in one subtransaction. */
+static JobOutcome
+run_handler_job(JobqRegistry *registry, JobqRegistration *reg, JobqJob *job)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	volatile JobOutcome outcome = JOB_DONE;
+	ErrorData  *volatile edata = NULL;
+
+	job_begin(job);
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		Datum		result;
+		bool		isnull;
+
+		if (reg->handler_plan == NULL)
+		{
+			Oid			argtypes[1];
+
+			argtypes[0] = registry->jobs_type;
+			reg->handler_plan = prepare_call(reg->handler, 1, argtypes);
+		}
+		result = call_as_owner(reg, reg->handler_plan, &job->row, &isnull);
+		if (!isnull)
+			jobq_check_payload(result, "handler result");
+		if (!jobq_complete_held(&job->id, result, isnull, jobq_worker->holder))
+		{
+			outcome = JOB_GONE;
+			RollbackAndReleaseCurrentSubTransaction();
+		}
+		else
+			ReleaseCurrentSubTransaction();
+		SPI_freetuptable(SPI_tuptable);
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+	}
+	PG_CATCH();
+	{
+		handler_end();
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(cxt);
+		CurrentResourceOwner = owner;
+		outcome = JOB_FAILED;
+	}
+	PG_END_TRY();
+
+	if (edata != NULL)
+	{
+		record_handler_error(reg, job, edata);
+		FreeErrorData(edata);
+	}
+	job_end(outcome == JOB_DONE);
+	return outcome;
+}
+
+/* Give back a job whose type was unregistered after it was claimed. */
+static void
+release_job(JobqJob *job)
+{
+	Datum		values[2] = {UUIDPGetDatum(&job->id), CStringGetTextDatum(jobq_worker->holder)};
+
+	if (SPI_execute_with_args(release_sql, 2, (Oid[]) {UUIDOID, TEXTOID}, values, NULL,
+							  false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "jobq: could not release job");
+}
+
+/* Run a claimed batch; see the file header for the transaction layout. */
+void
+jobq_run_batch(JobqJob *jobs, int njobs)
+{
+	int			i = 0;
+
+	pgstat_report_activity(STATE_RUNNING, "jobq: running jobs");
+	while (i < njobs)
+	{
+		TimestampTz started;
+		JobqRegistry *reg;
+
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		reg = jobq_registry();
+		started = GetCurrentTimestamp();
+		do
+		{
+			JobqJob    *job = &jobs[i++];
+			JobqRegistration *r = jobq_registration(reg, job->job_type);
+
+			CHECK_FOR_INTERRUPTS();
+			if (r == NULL)
+				release_job(job);
+			else if (r->kind == JOBQ_KIND_HANDLER)
+				run_handler_job(reg, r, job);
+			else
+			{
+				job_begin(job);
+				jobq_record_failure(&job->id, jobq_worker->holder, job->trace_id, job->attempts,
+									job->max_attempts, job->units_done, "InternalError",
+									"this job kind is not supported by this version of jobq",
+									false, NULL);
+				job_end(false);
+			}
+		} while (i < njobs &&
+				 !TimestampDifferenceExceeds(started, GetCurrentTimestamp(), jobq_batch_time_ms));
+		PopActiveSnapshot();
+		SPI_finish();
+		CommitTransactionCommand();
+	}
+	SetConfigOption("jobq.job_id", "", PGC_USERSET, PGC_S_SESSION);
+	SetConfigOption("jobq.trace_id", "", PGC_USERSET, PGC_S_SESSION);
+}

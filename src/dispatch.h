@@ -1,0 +1,51 @@
+/*-------------------------------------------------------------------------
+ *
+ * dispatch.h
+ *	  What the worker loop hands to the code that runs jobs.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef JOBQ_DISPATCH_H
+#define JOBQ_DISPATCH_H
+
+#include <signal.h>
+
+#include "utils/timeout.h"
+
+#include "registry.h"
+#include "shared.h"
+
+/* A claimed job, copied out of the claim's SPI result. */
+typedef struct JobqJob
+{
+	pg_uuid_t	id;
+	pg_uuid_t	user_id;
+	char	   *job_type;
+	char		trace_id[JOBQ_TRACE_ID_LEN + 1];
+	int			attempts;
+	int			max_attempts;
+	int			units_total;	/* 0 for whole jobs */
+	int			units_done;
+	int			priority;
+	TimestampTz run_at;
+	Datum		row;			/* the whole row, type jobq.jobs */
+} JobqJob;
+
+/* The running worker: its slot and the holder name it claims with. */
+typedef struct JobqWorker
+{
+	int			slotno;
+	JobqWorkerSlot *slot;
+	char		holder[64];
+} JobqWorker;
+
+extern JobqWorker *jobq_worker;
+extern TimeoutId jobq_timeout_id;	/* the per-type handler timeout */
+
+/* dispatch.c */
+extern void jobq_run_batch(JobqJob *jobs, int njobs);
+extern void jobq_sigint_handler(SIGNAL_ARGS);
+extern void jobq_timeout_handler(void);
+extern void jobq_dispatch_reset(void);
+
+#endif							/* JOBQ_DISPATCH_H */

@@ -1,0 +1,63 @@
+/*-------------------------------------------------------------------------
+ *
+ * registry.h
+ *	  Handler registrations (jobq.register), cached per backend.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef JOBQ_REGISTRY_H
+#define JOBQ_REGISTRY_H
+
+#include "executor/spi.h"
+#include "nodes/pg_list.h"
+
+/* How a job type is run in the server: exactly one kind per registration. */
+typedef enum JobqHandlerKind
+{
+	JOBQ_KIND_HANDLER,			/* handler(jobq.jobs) RETURNS jsonb */
+	JOBQ_KIND_UNITS,			/* unit_handler(jobq.jobs, int) RETURNS bytea */
+	JOBQ_KIND_PROVIDERS			/* a provider chain */
+} JobqHandlerKind;
+
+typedef struct JobqRegistration
+{
+	char	   *job_type;
+	char	   *queue;
+	JobqHandlerKind kind;
+	Oid			handler;		/* the handler or unit handler */
+	Oid			finalizer;		/* InvalidOid when none */
+	List	   *providers;		/* of char *, for JOBQ_KIND_PROVIDERS */
+	int			max_attempts;	/* 0: the GUC default */
+	int64		timeout_ms;		/* 0: none */
+	Oid			owner;			/* handlers run as this role */
+	/* the worker's saved plans, made on first use */
+	SPIPlanPtr	handler_plan;
+	SPIPlanPtr	finalizer_plan;
+} JobqRegistration;
+
+/* One queue served by the workers, with its registered job types. */
+typedef struct JobqQueue
+{
+	char	   *name;
+	Datum		job_types;		/* text[] */
+} JobqQueue;
+
+typedef struct JobqRegistry
+{
+	int			nregs;
+	JobqRegistration *regs;
+	int			nqueues;
+	JobqQueue  *queues;
+	Oid			jobs_type;		/* the row type jobq.jobs */
+} JobqRegistry;
+
+/*
+ * The registry as of now, reloaded when a registration changed.  Needs a
+ * transaction and SPI.  Returns NULL when jobq.registrations does not exist
+ * (the extension is older than 0.2, or absent).
+ */
+extern JobqRegistry *jobq_registry(void);
+extern JobqRegistration *jobq_registration(JobqRegistry *registry, const char *job_type);
+extern void jobq_registry_invalidate(void);
+
+#endif							/* JOBQ_REGISTRY_H */
