@@ -11,7 +11,7 @@ EXTVERSION := $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" jobq.co
 
 MODULE_big = jobq
 OBJS = src/jobq.o src/shared.o src/ids.o src/tenant.o src/util.o src/errors.o src/registry.o \
-       src/api.o src/worker.o src/dispatch.o
+       src/api.o src/worker.o src/dispatch.o src/http.o src/store.o src/checkpoint.o src/units.o
 
 DATA = $(wildcard sql/jobq--*.sql)
 
@@ -19,7 +19,7 @@ PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -DJOBQ_VERSION=\"$(EXTVERSION)\" -I$(srcdir)/src
 PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers \
             -Wno-sign-compare -Wno-cast-function-type
-SHLIB_LINK = $(JOBQ_LDFLAGS)
+SHLIB_LINK = -lcurl
 
 REGRESS = $(patsubst test/sql/%.sql,%,$(sort $(wildcard test/sql/*.sql)))
 REGRESS_OPTS = --inputdir=test --temp-config=test/jobq.conf --load-extension=jobq

@@ -43,24 +43,43 @@ CREATE FUNCTION jobq.unregister(job_type text) RETURNS boolean
     AS 'MODULE_PATHNAME', 'jobq_unregister' LANGUAGE C VOLATILE
     SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 
--- Jobs held by in-server workers that are gone (crash, kill -9, error):
--- back to Queued with attempts left, else Failed, with the one error shape.
-CREATE FUNCTION jobq._rescue_orphans() RETURNS int
-    LANGUAGE sql SET search_path = pg_catalog, pg_temp
+-- Jobs whose holder is lost go back to Queued with attempts left, else to
+-- Failed, with the one error shape and their checkpoint count.  Lost means:
+-- an in-server holder that is no longer alive (always), or, with
+-- include_external, an external holder whose last heartbeat is older than
+-- stale_after, else the job type's timeout, else jobq.stale_after.  A live
+-- in-server holder is never taken from: it enforces its own timeout.
+CREATE FUNCTION jobq._release_lost(include_external boolean, stale_after interval)
+    RETURNS int LANGUAGE sql SET search_path = pg_catalog, pg_temp
 AS $$
-    WITH rescued AS (
+    WITH lost AS (
+        SELECT j.id,
+               CASE WHEN j.locked_by LIKE 'jobq:%' THEN 'the worker running this job was lost'
+                    ELSE format('no heartbeat from %s since %s', j.locked_by, j.heartbeat_at) END AS why
+          FROM jobq.jobs j LEFT JOIN jobq.registrations r ON r.job_type = j.job_type
+         WHERE j.status = 1
+           AND CASE WHEN j.locked_by LIKE 'jobq:%' THEN NOT jobq._holder_alive(j.locked_by)
+                    ELSE include_external
+                         AND j.heartbeat_at < now() - coalesce(stale_after, r.timeout,
+                                  current_setting('jobq.stale_after')::interval) END
+           FOR UPDATE OF j SKIP LOCKED),
+    released AS (
         UPDATE jobq.jobs j SET
             status = CASE WHEN j.attempts < j.max_attempts THEN 0 ELSE 3 END,
             run_at = now(),
             locked_by = NULL,
             completed_at = CASE WHEN j.attempts < j.max_attempts THEN NULL ELSE clock_timestamp() END,
-            error_message = 'the worker running this job was lost',
-            error = jobq._error_json(j.trace_id, 'WorkerLost', 'the worker running this job was lost',
-                                     j.attempts, j.units_done)
-         WHERE j.status = 1 AND j.locked_by LIKE 'jobq:%' AND NOT jobq._holder_alive(j.locked_by)
+            error_message = lost.why,
+            error = jobq._error_json(j.trace_id, 'WorkerLost', lost.why, j.attempts, j.units_done)
+          FROM lost WHERE j.id = lost.id
         RETURNING 1)
-    SELECT count(*)::int FROM rescued
+    SELECT count(*)::int FROM released
 $$;
+
+-- Run by each in-server worker at start: the orphans of dead workers.
+CREATE FUNCTION jobq._rescue_orphans() RETURNS int
+    LANGUAGE sql SET search_path = pg_catalog, pg_temp
+AS $$ SELECT jobq._release_lost(false, NULL) $$;
 
 CREATE FUNCTION jobq._worker_status(OUT pid int, OUT state text, OUT job_id uuid,
                                     OUT poll_delay_ms int, OUT jobs_done bigint,
@@ -73,7 +92,7 @@ COMMENT ON VIEW jobq.worker_status IS 'The in-server workers of this server, one
 
 REVOKE ALL ON FUNCTION jobq._registry_changed(), jobq.register(text, regprocedure, regprocedure,
     regprocedure, text[], text, int, interval), jobq.unregister(text), jobq._rescue_orphans(),
-    jobq._worker_status() FROM PUBLIC;
+    jobq._release_lost(boolean, interval), jobq._worker_status() FROM PUBLIC;
 REVOKE ALL ON jobq.registrations, jobq.worker_status FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION jobq.grant_admin(role regrole) RETURNS void

@@ -118,6 +118,10 @@ CREATE FUNCTION jobq.depth(queue text DEFAULT NULL) RETURNS bigint
     LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF queue = '' OR octet_length(queue) > 200 THEN
+        RAISE EXCEPTION 'queue "%" must be a name of 1 to 200 bytes', left(queue, 40)
+              USING ERRCODE = '22023';
+    END IF;
     IF queue IS NULL THEN
         RETURN (SELECT count(*) FROM jobq.jobs j WHERE j.status = 0 AND j.run_at <= now())
              + (SELECT count(*) FROM jobq.jobs j WHERE j.status = 1);

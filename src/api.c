@@ -33,6 +33,7 @@
 #include "utils/lsyscache.h"
 #include "utils/tuplestore.h"
 
+#include "registry.h"
 #include "shared.h"
 #include "spi_plans.h"
 
@@ -462,6 +463,26 @@ uuid_set_result(FunctionCallInfo fcinfo)
 	MemoryContextSwitchTo(old);
 }
 
+/*
+ * What the job type's registration says about a new job: its max_attempts
+ * when the caller gave none, and that unit-handler types need units.
+ */
+static void
+type_defaults(const char *job_type, bool no_units, int32 *max_attempts, bool no_max_attempts)
+{
+	JobqRegistration *reg = jobq_registration(jobq_registry(), job_type);
+
+	if (reg == NULL)
+		return;
+	if (no_max_attempts && reg->max_attempts > 0)
+		*max_attempts = reg->max_attempts;
+	if (no_units && reg->kind == JOBQ_KIND_UNITS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("job type \"%s\" has a unit handler, so units must be given", job_type),
+				 errhint("Pass units => N: the worker runs units 1..N.")));
+}
+
 /* ---- application API ---- */
 
 /*
@@ -523,6 +544,7 @@ jobq_enqueue(PG_FUNCTION_ARGS)
 					 errhint("Pass NULL for a job without a dedupe key.")));
 	}
 	new_job_trace_id(fcinfo, 9, trace_id);
+	type_defaults(job_type, PG_ARGISNULL(6), &max_attempts, PG_ARGISNULL(7));
 	jobq_uuid_v7(id);
 
 	values[0] = UUIDPGetDatum(id);
@@ -597,6 +619,7 @@ jobq_enqueue_many(PG_FUNCTION_ARGS)
 	Datum	   *trace_datums;
 	char		shared_trace[JOBQ_TRACE_ID_LEN + 1];
 	bool		one_trace;
+	int32		max_attempts = jobq_default_max_attempts;
 	Datum		values[9];
 
 	if (PG_ARGISNULL(1))
@@ -610,6 +633,7 @@ jobq_enqueue_many(PG_FUNCTION_ARGS)
 				 errmsg("payloads must be a one-dimensional array, not %d-dimensional",
 						ARR_NDIM(payloads))));
 	new_job_user(fcinfo, 2, &user_id);
+	type_defaults(job_type, true, &max_attempts, true);
 	deconstruct_array(payloads, JSONBOID, -1, false, TYPALIGN_INT, &elems, &elem_nulls, &n);
 
 	uuid_set_result(fcinfo);
@@ -646,7 +670,7 @@ jobq_enqueue_many(PG_FUNCTION_ARGS)
 	values[3] = CStringGetTextDatum(queue);
 	values[4] = Int32GetDatum(priority);
 	values[5] = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-	values[6] = Int32GetDatum(jobq_default_max_attempts);
+	values[6] = Int32GetDatum(max_attempts);
 	values[7] = PointerGetDatum(payloads);
 	values[8] = PointerGetDatum(construct_array(trace_datums, n, TEXTOID, -1, false, TYPALIGN_INT));
 
@@ -687,6 +711,20 @@ jobq_claim(PG_FUNCTION_ARGS)
 				 errmsg("max_jobs must not be negative, not %d", max_jobs)));
 	if (worker == NULL)
 		worker = psprintf("backend:%d", MyProcPid);
+	if (!PG_ARGISNULL(3))
+	{
+		Datum	   *types;
+		bool	   *tnulls;
+		int			nt;
+
+		deconstruct_array(PG_GETARG_ARRAYTYPE_P(3), TEXTOID, -1, false, TYPALIGN_INT,
+						  &types, &tnulls, &nt);
+		for (int i = 0; i < nt; i++)
+			if (tnulls[i] || VARSIZE_ANY_EXHDR(DatumGetPointer(types[i])) == 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("job_types[%d] must not be %s", i + 1, tnulls[i] ? "NULL" : "empty")));
+	}
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (max_jobs == 0)
@@ -845,12 +883,18 @@ jobq_complete_many(PG_FUNCTION_ARGS)
 		ArrayType  *results = PG_GETARG_ARRAYTYPE_P(1);
 		int			nres = ArrayGetNItems(ARR_NDIM(results), ARR_DIMS(results));
 
+		Datum	   *relems;
+		bool	   *rnulls;
+
 		if (ARR_NDIM(results) > 1 || nres != n)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("results has %d elements but job_ids has %d", nres, n),
 					 errhint("Pass one result per job id, or NULL for none.")));
-		jobq_check_payload(PG_GETARG_DATUM(1), "results");
+		deconstruct_array(results, JSONBOID, -1, false, TYPALIGN_INT, &relems, &rnulls, &nres);
+		for (int i = 0; i < nres; i++)
+			if (!rnulls[i])
+				jobq_check_payload(relems[i], psprintf("results[%d]", i + 1));
 	}
 	if (n == 0)
 		PG_RETURN_INT32(0);
@@ -993,7 +1037,7 @@ jobq_cancel(PG_FUNCTION_ARGS)
 		PG_RETURN_BOOL(false);
 	}
 	holder = SPI_getvalue(row, desc, 2);
-	message = psprintf("cancelled by %s", GetUserNameFromId(GetUserId(), false));
+	message = psprintf("cancelled by %s", GetUserNameFromId(GetOuterUserId(), false));
 	values[0] = UUIDPGetDatum(id);
 	values[1] = CStringGetTextDatum(message);
 	values[2] = JsonbPGetDatum(jobq_error_json(SPI_getvalue(row, desc, 5),

@@ -43,6 +43,7 @@
 #include "utils/timeout.h"
 
 #include "dispatch.h"
+#include "store.h"
 
 TimeoutId	jobq_timeout_id = MAX_TIMEOUTS;
 
@@ -94,8 +95,8 @@ jobq_timeout_handler(void)
 	SetLatch(MyLatch);
 }
 
-static void
-handler_begin(int64 timeout_ms)
+void
+jobq_handler_begin(int64 timeout_ms)
 {
 	cancel_hit = false;
 	timeout_hit = false;
@@ -105,8 +106,8 @@ handler_begin(int64 timeout_ms)
 		enable_timeout_after(jobq_timeout_id, (int) Min(timeout_ms, (int64) INT_MAX));
 }
 
-static void
-handler_end(void)
+void
+jobq_handler_end(void)
 {
 	in_handler = false;
 	pg_compiler_barrier();
@@ -120,7 +121,7 @@ handler_end(void)
 void
 jobq_dispatch_reset(void)
 {
-	handler_end();
+	jobq_handler_end();
 	if (jobq_worker != NULL)
 	{
 		SpinLockAcquire(&jobq_shared->mutex);
@@ -130,8 +131,8 @@ jobq_dispatch_reset(void)
 }
 
 /* Publish the job this worker runs now (for cancel and worker_status). */
-static void
-job_begin(JobqJob *job)
+void
+jobq_job_begin(JobqJob *job)
 {
 	char		idbuf[UUID_LEN * 2 + 5];
 	JobqWorkerSlot *slot = jobq_worker->slot;
@@ -148,8 +149,8 @@ job_begin(JobqJob *job)
 	SetConfigOption("jobq.trace_id", job->trace_id, PGC_USERSET, PGC_S_SESSION);
 }
 
-static void
-job_end(bool ok)
+void
+jobq_job_end(bool ok)
 {
 	JobqWorkerSlot *slot = jobq_worker->slot;
 
@@ -163,8 +164,8 @@ job_end(bool ok)
 }
 
 /* A saved plan "SELECT fn($1 [, $2])" calling a registered function. */
-static SPIPlanPtr
-prepare_call(Oid fn, int nargs, Oid *argtypes)
+SPIPlanPtr
+jobq_prepare_call(Oid fn, int nargs, Oid *argtypes)
 {
 	char	   *name = get_func_name(fn);
 	char	   *sql;
@@ -189,8 +190,8 @@ prepare_call(Oid fn, int nargs, Oid *argtypes)
  * Run one of the registered functions as the registering role, with the
  * interrupt window open; returns its single result.
  */
-static Datum
-call_as_owner(JobqRegistration *reg, SPIPlanPtr plan, Datum *args, bool *isnull)
+Datum
+jobq_call_as_owner(JobqRegistration *reg, SPIPlanPtr plan, Datum *args, bool *isnull)
 {
 	Oid			save_user;
 	int			save_sec;
@@ -205,9 +206,9 @@ call_as_owner(JobqRegistration *reg, SPIPlanPtr plan, Datum *args, bool *isnull)
 
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	SetUserIdAndSecContext(reg->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	handler_begin(reg->timeout_ms);
+	jobq_handler_begin(reg->timeout_ms);
 	rc = SPI_execute_plan(plan, args, NULL, false, 1);
-	handler_end();
+	jobq_handler_end();
 	SetUserIdAndSecContext(save_user, save_sec);
 
 	if (rc != SPI_OK_SELECT || SPI_processed != 1)
@@ -224,24 +225,36 @@ unexpected_error(ErrorData *edata)
 
 	return class == ERRCODE_TO_CATEGORY(ERRCODE_INTERNAL_ERROR) ||
 		class == ERRCODE_TO_CATEGORY(ERRCODE_INSUFFICIENT_RESOURCES) ||
-		class == ERRCODE_TO_CATEGORY(ERRCODE_SYSTEM_ERROR) ||
-		class == ERRCODE_TO_CATEGORY(ERRCODE_PROGRAM_LIMIT_EXCEEDED);
+		class == ERRCODE_TO_CATEGORY(ERRCODE_SYSTEM_ERROR);
+}
+
+/* Has a committed cancel() asked to stop this job? */
+bool
+jobq_job_cancelled(JobqJob *job)
+{
+	bool		cancelled;
+
+	SpinLockAcquire(&jobq_shared->mutex);
+	cancelled = memcmp(&jobq_worker->slot->cancel_job, &job->id, sizeof(pg_uuid_t)) == 0;
+	SpinLockRelease(&jobq_shared->mutex);
+	return cancelled;
 }
 
 /*
- * Record why a handler failed.  The error code follows what happened:
- * cancel, timeout, bad data (SQLSTATE classes 22 and 23: retrying cannot
- * help, so no retry), or any other handler error.
+ * Record why an attempt failed, in the current transaction.  The error
+ * code follows what happened: cancel, timeout, a store that is down, bad
+ * data (SQLSTATE classes 22 and 23: retrying cannot help), an output over
+ * the size limits (no retry either), or any other handler error.
  */
-static void
-record_handler_error(JobqRegistration *reg, JobqJob *job, ErrorData *edata)
+void
+jobq_record_job_error(int64 timeout_ms, JobqJob *job, ErrorData *edata, int checkpoints)
 {
 	const char *code = "HandlerError";
 	char	   *message = edata->message ? edata->message : "handler failed";
 	bool		retry = true;
 	int			class = ERRCODE_TO_CATEGORY(edata->sqlerrcode);
 
-	if (cancel_hit)
+	if (cancel_hit || jobq_job_cancelled(job))
 	{
 		code = "Cancelled";
 		retry = false;
@@ -250,7 +263,19 @@ record_handler_error(JobqRegistration *reg, JobqJob *job, ErrorData *edata)
 	{
 		code = "Timeout";
 		message = psprintf("handler of job type \"%s\" ran longer than its timeout of %lld ms",
-						   job->job_type, (long long) reg->timeout_ms);
+						   job->job_type, (long long) timeout_ms);
+	}
+	else if (edata->sqlerrcode == JOBQ_ERRCODE_STORE)
+	{
+		code = "StoreError";
+		ereport(LOG,
+				(errmsg("jobq: job %s: %s", DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&job->id))),
+						message)));
+	}
+	else if (edata->sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED)
+	{
+		code = "PayloadTooLarge";
+		retry = false;
 	}
 	else if (class == ERRCODE_TO_CATEGORY(ERRCODE_DATA_EXCEPTION) ||
 			 class == ERRCODE_TO_CATEGORY(ERRCODE_INTEGRITY_CONSTRAINT_VIOLATION))
@@ -272,7 +297,7 @@ record_handler_error(JobqRegistration *reg, JobqJob *job, ErrorData *edata)
 
 	/* a cancelled job is already Cancelled: this changes nothing then */
 	jobq_record_failure(&job->id, jobq_worker->holder, job->trace_id, job->attempts,
-						job->max_attempts, job->units_done, code, message, retry, NULL);
+						job->max_attempts, checkpoints, code, message, retry, NULL);
 }
 
 /* Run a whole-job handler and complete its job, all in one subtransaction. */
@@ -284,7 +309,7 @@ run_handler_job(JobqRegistry *registry, JobqRegistration *reg, JobqJob *job)
 	volatile JobOutcome outcome = JOB_DONE;
 	ErrorData  *volatile edata = NULL;
 
-	job_begin(job);
+	jobq_job_begin(job);
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
@@ -297,9 +322,9 @@ run_handler_job(JobqRegistry *registry, JobqRegistration *reg, JobqJob *job)
 			Oid			argtypes[1];
 
 			argtypes[0] = registry->jobs_type;
-			reg->handler_plan = prepare_call(reg->handler, 1, argtypes);
+			reg->handler_plan = jobq_prepare_call(reg->handler, 1, argtypes);
 		}
-		result = call_as_owner(reg, reg->handler_plan, &job->row, &isnull);
+		result = jobq_call_as_owner(reg, reg->handler_plan, &job->row, &isnull);
 		if (!isnull)
 			jobq_check_payload(result, "handler result");
 		if (!jobq_complete_held(&job->id, result, isnull, jobq_worker->holder))
@@ -315,7 +340,7 @@ run_handler_job(JobqRegistry *registry, JobqRegistration *reg, JobqJob *job)
 	}
 	PG_CATCH();
 	{
-		handler_end();
+		jobq_handler_end();
 		MemoryContextSwitchTo(cxt);
 		edata = CopyErrorData();
 		FlushErrorState();
@@ -328,10 +353,10 @@ run_handler_job(JobqRegistry *registry, JobqRegistration *reg, JobqJob *job)
 
 	if (edata != NULL)
 	{
-		record_handler_error(reg, job, edata);
+		jobq_record_job_error(reg->timeout_ms, job, edata, job->units_done);
 		FreeErrorData(edata);
 	}
-	job_end(outcome == JOB_DONE);
+	jobq_job_end(outcome == JOB_DONE);
 	return outcome;
 }
 
@@ -357,6 +382,7 @@ jobq_run_batch(JobqJob *jobs, int njobs)
 	{
 		TimestampTz started;
 		JobqRegistry *reg;
+		JobqJob    *solo;
 
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
@@ -364,6 +390,7 @@ jobq_run_batch(JobqJob *jobs, int njobs)
 		PushActiveSnapshot(GetTransactionSnapshot());
 		reg = jobq_registry();
 		started = GetCurrentTimestamp();
+		solo = NULL;
 		do
 		{
 			JobqJob    *job = &jobs[i++];
@@ -376,18 +403,17 @@ jobq_run_batch(JobqJob *jobs, int njobs)
 				run_handler_job(reg, r, job);
 			else
 			{
-				job_begin(job);
-				jobq_record_failure(&job->id, jobq_worker->holder, job->trace_id, job->attempts,
-									job->max_attempts, job->units_done, "InternalError",
-									"this job kind is not supported by this version of jobq",
-									false, NULL);
-				job_end(false);
+				/* unit and provider jobs do I/O: they run between transactions */
+				solo = job;
+				break;
 			}
 		} while (i < njobs &&
 				 !TimestampDifferenceExceeds(started, GetCurrentTimestamp(), jobq_batch_time_ms));
 		PopActiveSnapshot();
 		SPI_finish();
 		CommitTransactionCommand();
+		if (solo != NULL)
+			jobq_run_unit_job(solo);
 	}
 	SetConfigOption("jobq.job_id", "", PGC_USERSET, PGC_S_SESSION);
 	SetConfigOption("jobq.trace_id", "", PGC_USERSET, PGC_S_SESSION);

@@ -44,6 +44,20 @@ extern TimeoutId jobq_timeout_id;	/* the per-type handler timeout */
 
 /* dispatch.c */
 extern void jobq_run_batch(JobqJob *jobs, int njobs);
+extern void jobq_job_begin(JobqJob *job);
+extern void jobq_job_end(bool ok);
+extern bool jobq_job_cancelled(JobqJob *job);
+extern void jobq_handler_begin(int64 timeout_ms);
+extern void jobq_handler_end(void);
+extern SPIPlanPtr jobq_prepare_call(Oid fn, int nargs, Oid *argtypes);
+extern Datum jobq_call_as_owner(JobqRegistration *reg, SPIPlanPtr plan, Datum *args,
+								bool *isnull);
+extern void jobq_record_job_error(int64 timeout_ms, JobqJob *job, ErrorData *edata,
+								  int checkpoints);
+
+/* units.c */
+extern void jobq_run_unit_job(JobqJob *job);
+extern int	jobq_delete_purged_blobs(void);
 extern void jobq_sigint_handler(SIGNAL_ARGS);
 extern void jobq_timeout_handler(void);
 extern void jobq_dispatch_reset(void);

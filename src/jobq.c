@@ -51,6 +51,7 @@ int			jobq_stale_after_s = 300;
 int			jobq_default_max_attempts = 3;
 int			jobq_max_payload_bytes = 1024 * 1024;
 int			jobq_max_units = 100000;
+int			jobq_max_checkpoint_bytes = 64 * 1024 * 1024;
 int			jobq_retry_delay_ms = 1000;
 int			jobq_retry_delay_max_ms = 3600 * 1000;
 int			jobq_batch_size = 100;
@@ -147,6 +148,10 @@ jobq_define_settings(void)
 							"Largest number of units one job may have.",
 							NULL, &jobq_max_units, 100000, 1, INT_MAX,
 							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("jobq.max_checkpoint_bytes",
+							"Largest unit output (checkpoint) accepted.",
+							NULL, &jobq_max_checkpoint_bytes, 64 * 1024 * 1024, 0, MaxAllocSize / 2,
+							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
 	DefineCustomIntVariable("jobq.retry_delay",
 							"Delay before the first retry of a failed attempt; doubles with each attempt.",
 							NULL, &jobq_retry_delay_ms, 1000, 0, INT_MAX,
@@ -180,6 +185,7 @@ jobq_define_settings(void)
 							   NULL, &jobq_trace_id_setting, "",
 							   PGC_USERSET, 0, NULL, NULL, NULL);
 
+	jobq_store_define_settings();
 	MarkGUCPrefixReserved("jobq");
 }
 

@@ -51,12 +51,16 @@ extern int	jobq_stale_after_s;
 extern int	jobq_default_max_attempts;
 extern int	jobq_max_payload_bytes;
 extern int	jobq_max_units;
+extern int	jobq_max_checkpoint_bytes;
 extern int	jobq_retry_delay_ms;
 extern int	jobq_retry_delay_max_ms;
 extern int	jobq_batch_size;
 extern int	jobq_batch_time_ms;
 extern char *jobq_user_id_setting;
 extern char *jobq_traceparent_setting;
+
+/* ---- store.c ---- */
+extern void jobq_store_define_settings(void);
 
 /* ---- jobq.c: commit-time actions and shared state ---- */
 extern void jobq_wake_at_commit(void);

@@ -320,6 +320,11 @@ poll_and_run(void)
 		set_state(JOBQ_WS_RUNNING, 0);
 		jobq_run_batch(jobs, (int) n);
 	}
+	else
+	{
+		/* nothing to run: use the time to delete blobs of purged jobs */
+		(void) jobq_delete_purged_blobs();
+	}
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return (int) n;

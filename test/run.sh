@@ -29,6 +29,11 @@ else
 fi
 export ROOT WORK PGBIN PGXS_SRC
 
+# a free TCP port on 127.0.0.1, so parallel runs do not collide
+free_port() {
+  perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1", LocalPort => 0)->sockport'
+}
+
 PASSED=0
 FAILED=0
 FAILURES=()
@@ -49,6 +54,16 @@ count_tap() {
   echo "$ok $notok"
 }
 
+# add_pg_regress LOG NAME: counts of a pg_regress run; a run that stopped
+# early (missing expected file, server failure) counts as one more failure
+add_pg_regress() {
+  local ok failed
+  ok=$(grep -cE '\.\.\. +ok' "$1")
+  failed=$(grep -cE '\.\.\. +FAILED' "$1")
+  grep -qE 'All [0-9]+ tests passed|[0-9]+ of [0-9]+ tests failed' "$1" || failed=$((failed + 1))
+  add "$ok" "$failed" "$2"
+}
+
 suite_regress() {
   local tests out=$WORK/regress
   tests=$(cd test/sql && ls *.sql 2>/dev/null | sed 's/\.sql$//' | sort)
@@ -59,8 +74,7 @@ suite_regress() {
     --temp-instance="$out/tmp_check" --temp-config="$ROOT/test/jobq.conf" \
     --dbname=contrib_regression $tests 2>&1 | tee "$WORK/regress.log"
   [ -f "$out/regression.diffs" ] && head -200 "$out/regression.diffs"
-  add "$(grep -cE '\.\.\. +ok' "$WORK/regress.log")" \
-      "$(grep -cE '\.\.\. +FAILED' "$WORK/regress.log")" regress
+  add_pg_regress "$WORK/regress.log" regress
 }
 
 suite_isolation() {
@@ -73,16 +87,16 @@ suite_isolation() {
     --temp-instance="$out/tmp_check" --temp-config="$ROOT/test/jobq.conf" \
     --dbname=contrib_regression $tests 2>&1 | tee "$WORK/isolation.log"
   [ -f "$out/regression.diffs" ] && head -200 "$out/regression.diffs"
-  add "$(grep -cE '\.\.\. +ok' "$WORK/isolation.log")" \
-      "$(grep -cE '\.\.\. +FAILED' "$WORK/isolation.log")" isolation
+  add_pg_regress "$WORK/isolation.log" isolation
 }
 
 suite_pgtap() {
   local files
   files=$(ls test/pgtap/*.sql 2>/dev/null | sort)
   [ -n "$files" ] || return 0
-  test/cluster.sh start pgtap 54391 || { add 0 1 "pgtap (cluster start)"; return; }
-  (cd "$ROOT" && asuser pg_prove -v -h "$WORK/pgtap/sock" -p 54391 -U postgres \
+  local port; port=$(free_port)
+  test/cluster.sh start pgtap "$port" || { add 0 1 "pgtap (cluster start)"; return; }
+  (cd "$ROOT" && asuser pg_prove -v -h "$WORK/pgtap/sock" -p "$port" -U postgres \
     -d contrib_regression $files) > "$WORK/pgtap.log" 2>&1
   cat "$WORK/pgtap.log"
   test/cluster.sh stop pgtap
@@ -107,8 +121,9 @@ suite_node() {
   local files
   files=$(ls test/node/*.test.mjs 2>/dev/null | sort)
   [ -n "$files" ] || return 0
-  test/cluster.sh start node 54392 || { add 0 1 "node (cluster start)"; return; }
-  (cd "$ROOT" && asuser env JOBQ_PGHOST="$WORK/node/sock" JOBQ_PGPORT=54392 \
+  local port; port=$(free_port)
+  test/cluster.sh start node "$port" || { add 0 1 "node (cluster start)"; return; }
+  (cd "$ROOT" && asuser env JOBQ_PGHOST="$WORK/node/sock" JOBQ_PGPORT="$port" \
      node --test --test-reporter=tap $files) > "$WORK/node.log" 2>&1
   cat "$WORK/node.log"
   test/cluster.sh stop node

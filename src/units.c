@@ -1,0 +1,646 @@
+/*-------------------------------------------------------------------------
+ *
+ * units.c
+ *	  Running a multi-unit job with checkpoint/resume (SPEC sections 5, 6).
+ *
+ * A unit job runs outside the batch transaction, one unit at a time:
+ *
+ *	  txn A	  unit_handler(job, n) as the registering role -> output;
+ *			  record (n, uri, bytes, sha256, stored = false); commit
+ *	  no txn  upload the output to the store (retries, interrupts checked)
+ *	  txn B	  mark the record stored; recount units_done and progress,
+ *			  only while the job is still Processing under our token; commit
+ *
+ * and after the last unit, fetches and verifies every output (outside any
+ * transaction), then in txn C runs the finalizer and completes the job.
+ *
+ * No transaction or row lock is held during a transfer.  Recording the
+ * hash before the upload is what lets a restart adopt a blob whose upload
+ * finished just before a crash: on (re)start the runner checks each stored
+ * record's blob size and each unstored record's blob hash; blobs that are
+ * missing or corrupt have their records dropped, and those units run again.
+ * A finalizer that finds a corrupt blob (XX001 from checkpoint_data) gets
+ * that unit re-run, a bounded number of times.
+ *
+ * Txn A commits asynchronously (losing it loses only a unit that has not
+ * been reported done); txn B and the completion commit synchronously, so a
+ * unit counted in units_done never runs again, even after a crash.
+ * Unit handlers should be pure computations or idempotent: a unit whose
+ * txn A committed but whose upload never happened runs again.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "jobq.h"
+
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+
+#include "checkpoint.h"
+#include "dispatch.h"
+#include "store.h"
+
+/* prefetch unit outputs for the finalizer up to this many bytes in all */
+#define PREFETCH_MAX_BYTES	(64 * 1024 * 1024)
+/* how many times a corrupt blob found by the finalizer may re-run units */
+#define MAX_REPAIRS			3
+
+typedef struct UnitRun
+{
+	JobqJob    *job;
+	MemoryContext cxt;			/* lives as long as the job runs here */
+	JobqStore  *store;
+	int			units;
+	bool	   *stored;			/* [units]: unit has a stored checkpoint */
+	int64	   *bytes;			/* [units] */
+	char	  **sha;			/* [units] */
+	int			done;			/* units stored */
+	int64		timeout_ms;
+	bytea	  **outputs;		/* prefetched for the finalizer */
+	bool		gone;			/* the job stopped being ours */
+	ErrorData  *error;			/* why the attempt failed */
+} UnitRun;
+
+typedef void (*UnitStep) (UnitRun *run, int unit);
+
+static void
+begin_txn(bool async)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (async)
+		(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
+}
+
+static void
+commit_txn(void)
+{
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+}
+
+/* The job's registration in this transaction; NULL if it is no unit job now. */
+static JobqRegistration *
+unit_registration(UnitRun *run, JobqRegistry **reg)
+{
+	JobqRegistration *r;
+
+	*reg = jobq_registry();
+	r = jobq_registration(*reg, run->job->job_type);
+	if (r == NULL || r->kind != JOBQ_KIND_UNITS)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("job type \"%s\" is no longer registered with a unit handler",
+						run->job->job_type)));
+	run->timeout_ms = r->timeout_ms;
+	return r;
+}
+
+/*
+ * Run one step, catching its error: the open transaction (if any) is
+ * rolled back and the error kept in run->error.  False when it failed.
+ */
+static bool
+try_step(UnitStep step, UnitRun *run, int unit)
+{
+	volatile bool ok = true;
+
+	PG_TRY();
+	{
+		step(run, unit);
+	}
+	PG_CATCH();
+	{
+		jobq_handler_end();
+		MemoryContextSwitchTo(run->cxt);
+		run->error = CopyErrorData();
+		FlushErrorState();
+		AbortOutOfAnyTransaction();
+		MemoryContextSwitchTo(run->cxt);
+		ok = false;
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(run->cxt);
+	return ok;
+}
+
+/* txn: read the job's checkpoint records */
+static void
+step_load(UnitRun *run, int unit)
+{
+	List	   *records;
+	ListCell   *lc;
+
+	begin_txn(false);
+	records = jobq_ckpt_list(&run->job->id);
+	foreach(lc, records)
+	{
+		JobqCheckpoint *c = lfirst(lc);
+		int			i = c->unit_id - 1;
+
+		if (i < 0 || i >= run->units)
+			continue;
+		run->bytes[i] = c->bytes;
+		run->sha[i] = MemoryContextStrdup(run->cxt, c->sha256);
+		/* an unstored record is a candidate for adoption: see step_verify */
+		run->stored[i] = c->stored;
+		if (!c->stored)
+			run->bytes[i] = -(c->bytes + 1);
+	}
+	commit_txn();
+}
+
+/*
+ * no txn: on a restart, check what the store holds.  Stored records whose
+ * blob is missing or has the wrong size are dropped; unstored ones are
+ * adopted when the blob's hash matches.  Then one txn applies the verdicts.
+ */
+static void
+step_verify(UnitRun *run, int unit)
+{
+	bool	   *drop = palloc0(sizeof(bool) * run->units);
+	bool	   *adopt = palloc0(sizeof(bool) * run->units);
+	bool		changed = false;
+
+	for (int i = 0; i < run->units; i++)
+	{
+		char	   *key = jobq_store_key(&run->job->user_id, &run->job->id, i + 1);
+
+		CHECK_FOR_INTERRUPTS();
+		if (run->stored[i])
+		{
+			if (jobq_store_size(run->store, key) != run->bytes[i])
+				drop[i] = changed = true;
+		}
+		else if (run->sha[i] != NULL)
+		{
+			StringInfoData buf;
+			char		got[65];
+
+			initStringInfo(&buf);
+			if (jobq_store_get(run->store, key, &buf) &&
+				buf.len == -(run->bytes[i] + 1))
+			{
+				jobq_sha256_hex(buf.data, buf.len, got);
+				adopt[i] = strcmp(got, run->sha[i]) == 0;
+			}
+			if (adopt[i])
+				run->bytes[i] = buf.len;
+			else
+				drop[i] = true;
+			changed = true;
+			pfree(buf.data);
+		}
+	}
+	if (!changed)
+		return;
+
+	begin_txn(true);
+	for (int i = 0; i < run->units; i++)
+	{
+		if (drop[i])
+		{
+			jobq_ckpt_delete(&run->job->id, i + 1);
+			run->stored[i] = false;
+			run->sha[i] = NULL;
+		}
+		else if (adopt[i])
+		{
+			jobq_ckpt_mark_stored(&run->job->id, i + 1);
+			run->stored[i] = true;
+		}
+	}
+	run->gone = jobq_ckpt_progress(&run->job->id, jobq_worker->holder) < 0;
+	commit_txn();
+}
+
+/* txn A: run the unit handler, record the output's hash; returns via run */
+static bytea *unit_output;
+
+static void
+step_unit(UnitRun *run, int unit)
+{
+	JobqRegistry *reg;
+	JobqRegistration *r;
+	Datum		args[2];
+	bool		isnull;
+	Datum		out;
+	bytea	   *data;
+	char		sha[65];
+	char	   *key;
+
+	begin_txn(true);
+	r = unit_registration(run, &reg);
+	if (r->handler_plan == NULL)
+	{
+		Oid			argtypes[2] = {reg->jobs_type, INT4OID};
+
+		r->handler_plan = jobq_prepare_call(r->handler, 2, argtypes);
+	}
+	args[0] = run->job->row;
+	args[1] = Int32GetDatum(unit);
+	out = jobq_call_as_owner(r, r->handler_plan, args, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("unit handler of job type \"%s\" returned NULL for unit %d",
+						run->job->job_type, unit)));
+	data = DatumGetByteaPP(out);
+	if (VARSIZE_ANY_EXHDR(data) > (Size) jobq_max_checkpoint_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("unit %d output of %zu bytes exceeds jobq.max_checkpoint_bytes (%d bytes)",
+						unit, VARSIZE_ANY_EXHDR(data), jobq_max_checkpoint_bytes)));
+
+	unit_output = MemoryContextAlloc(run->cxt, VARSIZE_ANY_EXHDR(data) + VARHDRSZ);
+	SET_VARSIZE(unit_output, VARSIZE_ANY_EXHDR(data) + VARHDRSZ);
+	memcpy(VARDATA(unit_output), VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data));
+
+	jobq_sha256_hex(VARDATA(unit_output), VARSIZE_ANY_EXHDR(unit_output), sha);
+	key = jobq_store_key(&run->job->user_id, &run->job->id, unit);
+	jobq_ckpt_record(&run->job->id, unit, jobq_store_uri(run->store, key),
+					 VARSIZE_ANY_EXHDR(unit_output), sha, false);
+	run->sha[unit - 1] = MemoryContextStrdup(run->cxt, sha);
+	commit_txn();
+}
+
+/* no txn: upload the unit's output */
+static void
+step_upload(UnitRun *run, int unit)
+{
+	jobq_store_put(run->store, jobq_store_key(&run->job->user_id, &run->job->id, unit),
+				   VARDATA(unit_output), VARSIZE_ANY_EXHDR(unit_output));
+}
+
+/* txn B: the checkpoint is stored; count it */
+static void
+step_record(UnitRun *run, int unit)
+{
+	int			done;
+
+	/* synchronous: a unit reported done must never run again, even after a crash */
+	begin_txn(false);
+	jobq_ckpt_mark_stored(&run->job->id, unit);
+	done = jobq_ckpt_progress(&run->job->id, jobq_worker->holder);
+	commit_txn();
+	if (done < 0)
+		run->gone = true;
+	else
+	{
+		run->stored[unit - 1] = true;
+		run->bytes[unit - 1] = VARSIZE_ANY_EXHDR(unit_output);
+		run->done = done;
+	}
+}
+
+/*
+ * no txn: fetch and verify every stored output before the finalizer runs;
+ * a missing or corrupt one loses its record so that its unit runs again.
+ */
+static void
+step_prefetch(UnitRun *run, int unit)
+{
+	int64		total = 0;
+	bool		lost = false;
+
+	for (int i = 0; i < run->units; i++)
+		total += Max(run->bytes[i], 0);
+	if (total > PREFETCH_MAX_BYTES)
+		return;					/* the finalizer reads them itself */
+
+	run->outputs = MemoryContextAllocZero(run->cxt, sizeof(bytea *) * run->units);
+	for (int i = 0; i < run->units; i++)
+	{
+		StringInfoData buf;
+		char		got[65];
+
+		CHECK_FOR_INTERRUPTS();
+		initStringInfo(&buf);
+		if (jobq_store_get(run->store, jobq_store_key(&run->job->user_id, &run->job->id, i + 1), &buf))
+			jobq_sha256_hex(buf.data, buf.len, got);
+		else
+			got[0] = '\0';
+		if (run->sha[i] == NULL || strcmp(got, run->sha[i]) != 0)
+		{
+			run->stored[i] = false;
+			lost = true;
+		}
+		else
+		{
+			bytea	   *b = MemoryContextAlloc(run->cxt, buf.len + VARHDRSZ);
+
+			SET_VARSIZE(b, buf.len + VARHDRSZ);
+			memcpy(VARDATA(b), buf.data, buf.len);
+			run->outputs[i] = b;
+		}
+		pfree(buf.data);
+	}
+	if (!lost)
+		return;
+	begin_txn(true);
+	for (int i = 0; i < run->units; i++)
+		if (!run->stored[i])
+			jobq_ckpt_delete(&run->job->id, i + 1);
+	run->gone = jobq_ckpt_progress(&run->job->id, jobq_worker->holder) < 0;
+	commit_txn();
+}
+
+/* txn C: the finalizer's result completes the job */
+static void
+step_finalize(UnitRun *run, int unit)
+{
+	JobqRegistry *reg;
+	JobqRegistration *r;
+	Datum		result;
+	bool		isnull = false;
+
+	begin_txn(false);
+	r = unit_registration(run, &reg);
+	jobq_corrupt_unit = 0;
+	if (run->outputs)
+		jobq_ckpt_prefetch_set(&run->job->id, run->units, run->outputs);
+	if (OidIsValid(r->finalizer))
+	{
+		if (r->finalizer_plan == NULL)
+		{
+			Oid			argtypes[1] = {reg->jobs_type};
+
+			r->finalizer_plan = jobq_prepare_call(r->finalizer, 1, argtypes);
+		}
+		result = jobq_call_as_owner(r, r->finalizer_plan, &run->job->row, &isnull);
+	}
+	else
+		result = DirectFunctionCall1(jsonb_in,
+									 CStringGetDatum(psprintf("{\"units\": %d}", run->units)));
+	jobq_ckpt_prefetch_clear();
+	if (!isnull)
+		jobq_check_payload(result, "finalizer result");
+	if (!jobq_complete_held(&run->job->id, result, isnull, jobq_worker->holder))
+		run->gone = true;
+	commit_txn();
+}
+
+/* txn: record the attempt's failure with the checkpoint count */
+static void
+record_error(UnitRun *run)
+{
+	begin_txn(false);
+	jobq_record_job_error(run->timeout_ms, run->job, run->error, run->done);
+	commit_txn();
+}
+
+/* Run every unit that has no stored checkpoint yet; false to stop. */
+static bool
+run_missing_units(UnitRun *run)
+{
+	for (int unit = 1; unit <= run->units; unit++)
+	{
+		if (run->stored[unit - 1])
+			continue;
+		CHECK_FOR_INTERRUPTS();
+		if (jobq_job_cancelled(run->job))
+			return false;		/* cancel() already made it Cancelled */
+		if (!try_step(step_unit, run, unit) ||
+			!try_step(step_upload, run, unit) ||
+			!try_step(step_record, run, unit))
+			return false;
+		if (run->gone)
+			return false;
+		pfree(unit_output);
+		unit_output = NULL;
+	}
+	return true;
+}
+
+/* Does the job have any checkpoint record, stored or not? */
+static bool
+any_record(UnitRun *run)
+{
+	for (int i = 0; i < run->units; i++)
+		if (run->sha[i] != NULL)
+			return true;
+	return false;
+}
+
+/* An error of our own making, recorded like a store failure. */
+static ErrorData *
+store_trouble(const char *message)
+{
+	ErrorData  *e = palloc0(sizeof(ErrorData));
+
+	e->sqlerrcode = JOBQ_ERRCODE_STORE;
+	e->message = pstrdup(message);
+	return e;
+}
+
+/* Run a claimed unit job to completion, failure, or until it is not ours. */
+void
+jobq_run_unit_job(JobqJob *job)
+{
+	UnitRun		run = {0};
+	MemoryContext old;
+	volatile int repairs = 0;
+
+	run.cxt = AllocSetContextCreate(TopMemoryContext, "jobq unit job", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(run.cxt);
+	run.job = job;
+	run.units = job->units_total;
+	jobq_job_begin(job);
+	pgstat_report_activity(STATE_RUNNING, "jobq: running a unit job");
+
+	if (run.units <= 0)
+	{
+		run.error = palloc0(sizeof(ErrorData));
+		run.error->sqlerrcode = ERRCODE_INVALID_PARAMETER_VALUE;
+		run.error->message = psprintf("job type \"%s\" has a unit handler but the job has no units",
+									  job->job_type);
+	}
+	else
+	{
+		run.stored = palloc0(sizeof(bool) * run.units);
+		run.bytes = palloc0(sizeof(int64) * run.units);
+		run.sha = palloc0(sizeof(char *) * run.units);
+		if (try_step(step_load, &run, 0))
+		{
+			PG_TRY();
+			{
+				run.store = jobq_store_open();
+			}
+			PG_CATCH();
+			{
+				MemoryContextSwitchTo(run.cxt);
+				run.error = CopyErrorData();
+				FlushErrorState();
+			}
+			PG_END_TRY();
+		}
+		for (int i = 0; i < run.units; i++)
+			run.done += run.stored[i];
+		/* a first attempt with no records has nothing in the store to check */
+		if (run.error == NULL && (job->attempts > 1 || run.done > 0 || job->units_done > 0 ||
+								  any_record(&run)))
+			try_step(step_verify, &run, 0);
+
+		while (run.error == NULL && !run.gone)
+		{
+			if (!run_missing_units(&run) || run.gone || run.error)
+				break;
+			if (!try_step(step_prefetch, &run, 0) || run.gone)
+				break;
+			if (run.outputs != NULL && memchr(run.stored, false, run.units) != NULL)
+			{
+				/* a blob went missing or bad: run those units again */
+				run.outputs = NULL;
+				if (++repairs > MAX_REPAIRS)
+				{
+					run.error = store_trouble("checkpoints of job kept disappearing from the store");
+					break;
+				}
+				continue;
+			}
+			if (try_step(step_finalize, &run, 0))
+				break;
+			jobq_ckpt_prefetch_clear();
+			if (run.error->sqlerrcode == ERRCODE_DATA_CORRUPTED && jobq_corrupt_unit > 0 &&
+				++repairs <= MAX_REPAIRS)
+			{
+				/* the finalizer found a bad blob: drop its record, run it again */
+				int			bad = jobq_corrupt_unit;
+
+				run.error = NULL;
+				run.stored[bad - 1] = false;
+				begin_txn(true);
+				jobq_ckpt_delete(&job->id, bad);
+				commit_txn();
+				continue;
+			}
+			break;
+		}
+	}
+
+	if (run.error != NULL && !run.gone)
+		record_error(&run);
+	jobq_job_end(run.error == NULL && !run.gone);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(run.cxt);
+	unit_output = NULL;
+}
+
+/* ---- blobs of purged jobs ---- */
+
+typedef struct PurgedJob
+{
+	pg_uuid_t	job_id;
+	pg_uuid_t	user_id;
+	int			units;
+	int			attempts;
+	bool		failed;
+} PurgedJob;
+
+/* Delete one purged job's blobs; false (logged) when the store failed. */
+static bool
+delete_job_blobs(JobqStore *store, PurgedJob *job, MemoryContext cxt)
+{
+	PG_TRY();
+	{
+		for (int u = 1; u <= job->units; u++)
+		{
+			CHECK_FOR_INTERRUPTS();
+			jobq_store_delete(store, jobq_store_key(&job->user_id, &job->job_id, u));
+		}
+	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		if (e->sqlerrcode != JOBQ_ERRCODE_STORE)
+			PG_RE_THROW();
+		FlushErrorState();
+		ereport(LOG, (errmsg("jobq: could not delete blobs of a purged job: %s", e->message)));
+		job->failed = true;
+	}
+	PG_END_TRY();
+	return !job->failed;
+}
+
+/*
+ * Delete the blobs of a few purged jobs (queued by jobq.purge()): taken
+ * from the queue in one transaction, deleted with no transaction open, and
+ * put back (up to 10 attempts) when the store fails.  Called by an idle
+ * worker.  Returns how many jobs' blobs were handled.
+ */
+int
+jobq_delete_purged_blobs(void)
+{
+	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "jobq purge", ALLOCSET_SMALL_SIZES);
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	PurgedJob  *jobs = NULL;
+	uint64		n = 0;
+	JobqStore  *store;
+	bool		any_failed = false;
+
+	begin_txn(false);
+	if (OidIsValid(get_relname_relid("blob_deletions", get_namespace_oid("jobq", true))))
+	{
+		if (SPI_execute("DELETE FROM jobq.blob_deletions WHERE job_id IN"
+						" (SELECT job_id FROM jobq.blob_deletions ORDER BY queued_at LIMIT 10"
+						"  FOR UPDATE SKIP LOCKED) RETURNING job_id, user_id, units, attempts",
+						false, 0) != SPI_OK_DELETE_RETURNING)
+			elog(ERROR, "jobq: could not take purged blobs");
+		n = SPI_processed;
+		jobs = MemoryContextAllocZero(cxt, sizeof(PurgedJob) * Max(n, 1));
+		for (uint64 i = 0; i < n; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+
+			jobs[i].job_id = *DatumGetUUIDP(SPI_getbinval(tup, desc, 1, &isnull));
+			jobs[i].user_id = *DatumGetUUIDP(SPI_getbinval(tup, desc, 2, &isnull));
+			jobs[i].units = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
+			jobs[i].attempts = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
+		}
+	}
+	commit_txn();
+	MemoryContextSwitchTo(cxt);
+
+	if (n > 0)
+	{
+		store = jobq_store_open();
+		for (uint64 i = 0; i < n; i++)
+			any_failed |= !delete_job_blobs(store, &jobs[i], cxt);
+	}
+	if (any_failed)
+	{
+		begin_txn(false);
+		for (uint64 i = 0; i < n; i++)
+		{
+			Datum		values[4] = {UUIDPGetDatum(&jobs[i].job_id), UUIDPGetDatum(&jobs[i].user_id),
+			Int32GetDatum(jobs[i].units), Int32GetDatum(jobs[i].attempts + 1)};
+
+			if (!jobs[i].failed || jobs[i].attempts + 1 >= 10)
+				continue;
+			SPI_execute_with_args("INSERT INTO jobq.blob_deletions (job_id, user_id, units, attempts)"
+								  " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", 4,
+								  (Oid[]) {UUIDOID, UUIDOID, INT4OID, INT4OID}, values, NULL, false, 0);
+		}
+		commit_txn();
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(cxt);
+	return (int) n;
+}
