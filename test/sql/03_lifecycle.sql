@@ -1,5 +1,5 @@
 -- claim order, every transition, and the errors of transitions that do not apply.
-TRUNCATE jobq.jobs;
+TRUNCATE jobq.jobs CASCADE;
 SET jobq.retry_delay = '1s';
 
 -- claim order: priority DESC, run_at, id; only due jobs; only the asked types
@@ -70,7 +70,7 @@ SELECT status, locked_by FROM jobq.jobs WHERE id = :'j6';
 SELECT jobq.heartbeat(:'j6', 'w4') AS after_cancel;
 
 -- complete_many: all or nothing
-TRUNCATE jobq.jobs;
+TRUNCATE jobq.jobs CASCADE;
 SELECT count(*) FROM jobq.enqueue_many('m', ARRAY['{}', '{}', '{}', '{}']::jsonb[]);
 SELECT array_agg(id ORDER BY id) AS ids FROM jobq.claim('default', 'w', 3) \gset
 SELECT id AS leftover FROM jobq.jobs WHERE status = 0 \gset

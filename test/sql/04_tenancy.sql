@@ -1,5 +1,5 @@
 -- A session with a tenant acts only for its own user (SPEC sections 9, 14).
-TRUNCATE jobq.jobs;
+TRUNCATE jobq.jobs CASCADE;
 SELECT jobq.current_user_id() IS NULL AS no_tenant;
 SELECT jobq.enqueue('t', user_id => 'aaaaaaaa-0000-0000-0000-000000000001') AS a \gset
 SELECT jobq.enqueue('t', user_id => 'bbbbbbbb-0000-0000-0000-000000000002') AS b \gset
