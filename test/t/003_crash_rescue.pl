@@ -1,0 +1,169 @@
+
+# Crash rescue (SPEC 12): after kill -9 of a worker (or of any backend) the
+# postmaster restarts everything and the workers requeue or fail the jobs of
+# dead holders at start-up, without waiting for jobq.stale_after (5 min).
+# A worker ended by pg_terminate_backend() is restarted, and its job rescued
+# too.
+use strict;
+use warnings;
+
+use IPC::Run;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+use JobqTest;
+
+# PostgreSQL::Test::Cluster turns restart_after_crash off; jobq's rescue
+# after a crash is what this test is about.
+my $node = jobq_node('crash_rescue', conf => "restart_after_crash = on\njobq.retry_delay = '1s'");
+
+$node->safe_psql(
+	'postgres', q{
+CREATE TABLE runs (job_id uuid, attempt int);
+-- sleeps 120 s on the attempts listed in payload.sleep_on, else returns at once
+CREATE FUNCTION h_long(j jobq.jobs) RETURNS jsonb LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO runs VALUES (j.id, j.attempts);
+  IF j.payload->'sleep_on' @> to_jsonb(j.attempts) THEN
+    PERFORM pg_sleep(120);
+  END IF;
+  RETURN jsonb_build_object('attempt', j.attempts);
+END $$;
+SELECT jobq.register('long', handler => 'h_long(jobq.jobs)'::regprocedure);
+});
+is($node->safe_psql('postgres', "SHOW jobq.stale_after"),
+	'5min', 'jobq.stale_after is its default of 5 min');
+ok( poll_within(
+		$node,
+		"SELECT count(*) FROM jobq.worker_status WHERE state = 'idle'",
+		'2', 60),
+	'two idle workers');
+
+# Start job $id and wait until its handler sleeps; make the claim durable
+# (the workers commit claims asynchronously: a claim lost in a crash just
+# leaves the job Queued, which is not what these tests are about).
+sub start_long_job
+{
+	my ($payload, $max_attempts) = @_;
+	my $id = $node->safe_psql('postgres',
+		"SELECT jobq.enqueue('long', '$payload', max_attempts => $max_attempts)");
+	my $pid = wait_handler_sleeping($node, $id);
+	$node->safe_psql('postgres', "SELECT txid_current()");    # flushes WAL
+	return ($id, $pid);
+}
+
+# ---- kill -9 of the worker running a job with attempts left ----
+my ($id, $pid) = start_long_job('{"sleep_on": [1]}', 3);
+ok(defined $pid, 'a long job is running in an in-server worker');
+$pid //= 0;
+my $old_pids = worker_pids($node);
+my $offset = -s $node->logfile;
+
+my $t0 = time;
+ok(kill('KILL', $pid), "kill -9 of worker $pid");
+my $took = poll_within($node,
+	"SELECT status || ':' || attempts FROM jobq.jobs WHERE id = '$id'",
+	'2:2', 60);
+ok($took,
+	'after the crash restart the job is requeued and run to completion on attempt 2, within 60 s (not after stale_after)'
+);
+note(sprintf('job completed %.1f s after kill -9', time - $t0));
+is( $node->safe_psql(
+		'postgres',
+		"SELECT result->>'attempt', locked_by IS NULL FROM jobq.jobs WHERE id = '$id'"
+	),
+	'2|t',
+	'the result is that of attempt 2');
+is( $node->safe_psql('postgres',
+		"SELECT string_agg(attempt::text, ',' ORDER BY attempt) FROM runs WHERE job_id = '$id'"),
+	'2',
+	"only the completed attempt's writes exist (attempt 1 died uncommitted)");
+my $log = log_since($node, $offset);
+like($log, qr/was terminated by signal 9/, 'the server log shows the kill');
+like($log, qr/all server processes terminated; reinitializing/,
+	'the postmaster reinitialized');
+like($log, qr/jobq worker \d rescued 1 job whose worker was lost/,
+	'a restarted worker logged the rescue');
+ok( poll_within(
+		$node,
+		"SELECT count(*) FROM jobq.worker_status WHERE state IN ('idle', 'running')",
+		'2', 60),
+	'two workers again after the crash');
+my $new_pids = worker_pids($node);
+isnt($new_pids, $old_pids, 'they are new processes');
+
+# ---- kill -9 with no attempts left: Failed, WorkerLost ----
+($id, $pid) = start_long_job('{"sleep_on": [1]}', 1);
+ok(defined $pid, 'a long job with max_attempts 1 is running');
+$pid //= 0;
+$offset = -s $node->logfile;
+ok(kill('KILL', $pid), "kill -9 of worker $pid");
+ok(poll_within($node, "SELECT status FROM jobq.jobs WHERE id = '$id'", '3', 60),
+	'the job is Failed after the crash restart, within 60 s');
+is( $node->safe_psql(
+		'postgres', qq{
+	SELECT attempts, error->'errors'->0->>'code', error->>'attempt', error->>'traceId' = trace_id,
+	       locked_by IS NULL, completed_at IS NOT NULL
+	  FROM jobq.jobs WHERE id = '$id'}),
+	'1|WorkerLost|1|t|t|t',
+	"with code 'WorkerLost' and the error shape");
+like(log_since($node, $offset), qr/jobq worker \d rescued 1 job/,
+	'the rescue is logged');
+
+# ---- kill -9 of an ordinary backend while a worker runs a job ----
+ok( poll_within(
+		$node,
+		"SELECT count(*) FROM jobq.worker_status WHERE state IN ('idle', 'running')",
+		'2', 60),
+	'two workers again');
+($id, $pid) = start_long_job('{"sleep_on": [1]}', 3);
+ok(defined $pid, 'another long job is running');
+my ($out, $err) = ('', '');
+my $client = IPC::Run::start(
+	[ 'psql', '-XAtq', '-d', $node->connstr('postgres'), '-c',
+	  "SELECT pg_sleep(300) /* jobq-test-victim */" ],
+	'>', \$out, '2>', \$err);
+my $victim = poll_result($node,
+	"SELECT pid FROM pg_stat_activity WHERE query LIKE '%jobq-test-victim%' AND pid <> pg_backend_pid()",
+	60);
+ok(defined $victim, 'an ordinary client backend is running');
+ok(kill('KILL', $victim // 0), "kill -9 of client backend $victim");
+ok(poll_within($node,
+	"SELECT status || ':' || attempts FROM jobq.jobs WHERE id = '$id'",
+	'2:2', 60),
+	"the worker's job is rescued and completed on attempt 2");
+$client->finish;
+
+# ---- pg_terminate_backend of a worker running a job ----
+ok( poll_within(
+		$node,
+		"SELECT count(*) FROM jobq.worker_status WHERE state IN ('idle', 'running')",
+		'2', 60),
+	'two workers again');
+($id, $pid) = start_long_job('{"sleep_on": [1]}', 3);
+ok(defined $pid, 'a long job is running before pg_terminate_backend');
+$pid //= 0;
+my $other = query_value($node,
+	"SELECT pid FROM jobq.worker_status WHERE pid <> $pid");
+$offset = -s $node->logfile;
+is($node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)"),
+	't', "pg_terminate_backend($pid)");
+ok( poll_within(
+		$node,
+		"SELECT status || ':' || attempts FROM jobq.jobs WHERE id = '$id'",
+		'2:2', 60),
+	'its job is rescued and completed on attempt 2, within 60 s');
+ok( poll_within(
+		$node,
+		"SELECT count(*) FROM jobq.worker_status WHERE state IN ('idle', 'running') AND pid <> $pid",
+		'2', 60),
+	'the terminated worker was replaced');
+$log = log_since($node, $offset);
+unlike($log, qr/reinitializing/, 'pg_terminate_backend did not cause a crash restart');
+is(query_value($node, "SELECT count(*) FROM pg_stat_activity WHERE pid = $other"),
+	'1', 'the other worker kept running');
+
+log_has_no_crash($node, 'crash_rescue');
+$node->stop;
+done_testing();
