@@ -11,7 +11,7 @@ EXTVERSION := $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" jobq.co
 
 MODULE_big = jobq
 OBJS = src/jobq.o src/shared.o src/ids.o src/tenant.o src/util.o src/errors.o src/registry.o \
-       src/api.o src/worker.o src/dispatch.o src/http.o src/store.o src/checkpoint.o src/units.o
+       src/api.o src/worker.o src/dispatch.o src/http.o src/store.o src/checkpoint.o src/units.o src/notify.o src/metrics.o src/provider.o
 
 DATA = $(wildcard sql/jobq--*.sql)
 
@@ -28,6 +28,9 @@ ISOLATION_OPTS = --inputdir=test --temp-config=test/jobq.conf --load-extension=j
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# PGXS does not track header dependencies: rebuild everything when one changes.
+$(OBJS): $(wildcard src/*.h)
 
 .PHONY: test demo bench deps check-version
 

@@ -72,8 +72,8 @@ AS $$
             error_message = lost.why,
             error = jobq._error_json(j.trace_id, 'WorkerLost', lost.why, j.attempts, j.units_done)
           FROM lost WHERE j.id = lost.id
-        RETURNING 1)
-    SELECT count(*)::int FROM released
+        RETURNING j)
+    SELECT (count(*) FILTER (WHERE jobq._notify(r.j)))::int FROM released r
 $$;
 
 -- Run by each in-server worker at start: the orphans of dead workers.

@@ -78,6 +78,11 @@ CREATE FUNCTION jobq._error_json(trace_id text, code text, message text,
                                  attempt int, checkpoints int) RETURNS jsonb
     AS 'MODULE_PATHNAME', 'jobq_error_json_sql' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
+-- Queue the progress notification of a job (SPEC section 11); for the
+-- SQL-language paths, the C paths call the same builder.
+CREATE FUNCTION jobq._notify(j jobq.jobs) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'jobq_notify_sql' LANGUAGE C VOLATILE;
+
 CREATE FUNCTION jobq._holder_alive(holder text) RETURNS boolean
     AS 'MODULE_PATHNAME', 'jobq_holder_alive_sql' LANGUAGE C VOLATILE;
 

@@ -123,17 +123,17 @@ static JobqPlan heartbeat_plan = {
 };
 
 static JobqPlan progress_plan = {
-	"UPDATE jobq.jobs SET progress_percent = $2,"
+	"UPDATE jobq.jobs j SET progress_percent = $2,"
 	" status_message = COALESCE($3, status_message), heartbeat_at = pg_catalog.now()"
-	" WHERE id = $1 AND status = 1 AND ($4::uuid IS NULL OR user_id = $4)",
+	" WHERE id = $1 AND status = 1 AND ($4::uuid IS NULL OR user_id = $4) RETURNING j",
 	4, {UUIDOID, INT4OID, TEXTOID, UUIDOID}
 };
 
 static JobqPlan complete_plan = {
-	"UPDATE jobq.jobs SET status = 2, result = $2, completed_at = pg_catalog.clock_timestamp(),"
+	"UPDATE jobq.jobs j SET status = 2, result = $2, completed_at = pg_catalog.clock_timestamp(),"
 	" locked_by = NULL, progress_percent = 100"
 	" WHERE id = $1 AND status = 1 AND ($3::text IS NULL OR locked_by = $3)"
-	" AND ($4::uuid IS NULL OR user_id = $4)",
+	" AND ($4::uuid IS NULL OR user_id = $4) RETURNING j",
 	4, {UUIDOID, JSONBOID, TEXTOID, UUIDOID}
 };
 
@@ -142,29 +142,29 @@ static JobqPlan complete_many_plan = {
 	" locked_by = NULL, progress_percent = 100"
 	" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS t(id, result)"
 	" WHERE j.id = t.id AND j.status = 1 AND ($3::text IS NULL OR j.locked_by = $3)"
-	" AND ($4::uuid IS NULL OR j.user_id = $4) RETURNING j.id",
+	" AND ($4::uuid IS NULL OR j.user_id = $4) RETURNING j.id, j",
 	4, {UUIDARRAYOID, JSONBARRAYOID, TEXTOID, UUIDOID}
 };
 
 /* $6: the holder, or NULL when the caller has locked and checked the row */
 static JobqPlan fail_plan = {
-	"UPDATE jobq.jobs SET status = $2, run_at = COALESCE($3, run_at),"
+	"UPDATE jobq.jobs j SET status = $2, run_at = COALESCE($3, run_at),"
 	" completed_at = CASE WHEN $2 = 0 THEN NULL ELSE pg_catalog.clock_timestamp() END,"
 	" locked_by = NULL, error_message = $4, error = $5"
-	" WHERE id = $1 AND status = 1 AND ($6::text IS NULL OR locked_by = $6)",
+	" WHERE id = $1 AND status = 1 AND ($6::text IS NULL OR locked_by = $6) RETURNING j",
 	6, {UUIDOID, INT4OID, TIMESTAMPTZOID, TEXTOID, JSONBOID, TEXTOID}
 };
 
 static JobqPlan cancel_plan = {
-	"UPDATE jobq.jobs SET status = 4, completed_at = pg_catalog.now(), locked_by = NULL,"
-	" error_message = $2, error = $3 WHERE id = $1",
+	"UPDATE jobq.jobs j SET status = 4, completed_at = pg_catalog.now(), locked_by = NULL,"
+	" error_message = $2, error = $3 WHERE id = $1 RETURNING j",
 	3, {UUIDOID, TEXTOID, JSONBOID}
 };
 
 static JobqPlan retry_plan = {
-	"UPDATE jobq.jobs SET status = 0, run_at = pg_catalog.now(), completed_at = NULL,"
+	"UPDATE jobq.jobs j SET status = 0, run_at = pg_catalog.now(), completed_at = NULL,"
 	" started_at = NULL, heartbeat_at = NULL, locked_by = NULL, attempts = 0,"
-	" result = NULL, error = NULL, error_message = NULL WHERE id = $1",
+	" result = NULL, error = NULL, error_message = NULL WHERE id = $1 RETURNING j",
 	1, {UUIDOID}
 };
 
@@ -220,6 +220,20 @@ jobq_spi_row_to(TupleDesc tupdesc, uint64 row, Datum *values, bool *nulls)
  * text[] Datum or 0 for all types.  Needs SPI; leaves the rows (laid out as
  * claim_plan's RETURNING list) in SPI_tuptable and returns their number.
  */
+/* Queue the progress notification of every row SPI just returned in column col. */
+static void
+notify_rows(int col)
+{
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		bool		isnull;
+		Datum		row = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, col, &isnull);
+
+		if (!isnull)
+			jobq_notify_job(row);
+	}
+}
+
 uint64
 jobq_claim_rows(const char *queue, const char *holder, int max_jobs, Datum job_types)
 {
@@ -231,7 +245,9 @@ jobq_claim_rows(const char *queue, const char *holder, int max_jobs, Datum job_t
 	values[2] = Int32GetDatum(max_jobs);
 	values[3] = job_types;
 	nulls[3] = job_types ? ' ' : 'n';
-	return jobq_plan_exec(&claim_plan, values, nulls, false, 0);
+	if (jobq_plan_exec(&claim_plan, values, nulls, false, 0) > 0)
+		notify_rows(1);
+	return SPI_processed;
 }
 
 /* Complete a Processing job held by holder; false if it no longer is one. */
@@ -246,7 +262,11 @@ jobq_complete_held(const pg_uuid_t *id, Datum result, bool result_null, const ch
 	nulls[1] = result_null ? 'n' : ' ';
 	values[2] = CStringGetTextDatum(holder);
 	values[3] = (Datum) 0;
-	return jobq_plan_exec(&complete_plan, values, nulls, false, 0) > 0;
+	if (jobq_plan_exec(&complete_plan, values, nulls, false, 0) == 0)
+		return false;
+	notify_rows(1);
+	jobq_count(JOBQ_C_COMPLETED, 1);
+	return true;
 }
 
 /*
@@ -278,6 +298,13 @@ jobq_record_failure(const pg_uuid_t *id, const char *holder, const char *trace_i
 	values[5] = holder ? CStringGetTextDatum(holder) : (Datum) 0;
 	nulls[5] = holder ? ' ' : 'n';
 	ok = jobq_plan_exec(&fail_plan, values, nulls, false, 0) > 0;
+	if (ok)
+	{
+		notify_rows(1);
+		jobq_count(JOBQ_C_ATTEMPTS_FAILED, 1);
+		if (!requeue)
+			jobq_count(JOBQ_C_FAILED, 1);
+	}
 	if (ok && requeue)
 		jobq_wake_at_commit();
 	if (requeued)
@@ -593,6 +620,7 @@ jobq_enqueue(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 
+	jobq_count(JOBQ_C_ENQUEUED, 1);
 	if (run_at <= GetCurrentTimestamp())
 		jobq_wake_at_commit();
 	PG_RETURN_UUID_P(id);
@@ -684,6 +712,7 @@ jobq_enqueue_many(PG_FUNCTION_ARGS)
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &id_datums[i], &isnull);
 	}
+	jobq_count(JOBQ_C_ENQUEUED, n);
 	jobq_wake_at_commit();
 	return (Datum) 0;
 }
@@ -807,6 +836,7 @@ jobq_progress(PG_FUNCTION_ARGS)
 	SPI_connect();
 	if (jobq_plan_exec(&progress_plan, values, nulls, false, 0) == 0)
 		not_applicable("report progress of", id, NULL, values[3], nulls[3]);
+	notify_rows(1);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -833,6 +863,8 @@ jobq_complete(PG_FUNCTION_ARGS)
 	SPI_connect();
 	if (jobq_plan_exec(&complete_plan, values, nulls, false, 0) == 0)
 		not_applicable("complete", id, worker, values[3], nulls[3]);
+	notify_rows(1);
+	jobq_count(JOBQ_C_COMPLETED, 1);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -940,6 +972,8 @@ jobq_complete_many(PG_FUNCTION_ARGS)
 		elog(ERROR, "jobq: complete_many completed %llu of %d jobs",
 			 (unsigned long long) done, n);
 	}
+	notify_rows(2);
+	jobq_count(JOBQ_C_COMPLETED, n);
 	SPI_finish();
 	PG_RETURN_INT32(n);
 }
@@ -1046,6 +1080,8 @@ jobq_cancel(PG_FUNCTION_ARGS)
 											   DatumGetInt32(SPI_getbinval(row, desc, 3, &isnull)),
 											   DatumGetInt32(SPI_getbinval(row, desc, 6, &isnull))));
 	jobq_plan_exec(&cancel_plan, values, NULL, false, 0);
+	notify_rows(1);
+	jobq_count(JOBQ_C_CANCELLED, 1);
 	if (status == JOBQ_PROCESSING && holder != NULL)
 		jobq_cancel_at_commit(holder, id);
 	SPI_finish();
@@ -1079,6 +1115,8 @@ jobq_retry(PG_FUNCTION_ARGS)
 		PG_RETURN_BOOL(false);
 	}
 	jobq_plan_exec(&retry_plan, lv, NULL, false, 0);
+	notify_rows(1);
+	jobq_count(JOBQ_C_RETRIED, 1);
 	SPI_finish();
 	jobq_wake_at_commit();
 	PG_RETURN_BOOL(true);

@@ -62,11 +62,12 @@ static JobqPlan delete_plan = {
 
 static JobqPlan progress_plan = {
 	"UPDATE jobq.jobs j SET units_done = c.n,"
-	" progress_percent = LEAST(100, c.n * 100 / j.units_total), heartbeat_at = pg_catalog.now()"
+	" progress_percent = LEAST(100, c.n * 100 / j.units_total), heartbeat_at = pg_catalog.now(),"
+	" status_message = pg_catalog.format('%s of %s units done', c.n, j.units_total)"
 	" FROM (SELECT count(*)::int AS n FROM jobq.unit_checkpoints"
 	"       WHERE job_id = $1 AND stored) c"
 	" WHERE j.id = $1 AND j.status = 1 AND ($2::text IS NULL OR j.locked_by = $2)"
-	" RETURNING j.units_done",
+	" RETURNING j.units_done, j",
 	2, {UUIDOID, TEXTOID}
 };
 
@@ -141,6 +142,7 @@ jobq_ckpt_progress(const pg_uuid_t *job_id, const char *holder)
 
 	if (jobq_plan_exec(&progress_plan, values, nulls, false, 0) == 0)
 		return -1;
+	jobq_notify_job(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	return DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 

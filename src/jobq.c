@@ -75,6 +75,14 @@ typedef struct PendingCancel
 } PendingCancel;
 
 static bool wake_pending = false;
+
+/*
+ * Counts that become true at commit, per transaction nesting level, so an
+ * aborted subtransaction takes its counts with it.  Level 0 is unused.
+ */
+static int64 (*pending_counts)[JOBQ_NCOUNTERS] = NULL;
+static int	pending_levels = 0;
+static bool counts_pending = false;
 static List *pending_cancels = NIL;		/* of PendingCancel, in TopTransactionContext */
 static uint32 wake_rotor = 0;
 
@@ -185,6 +193,10 @@ jobq_define_settings(void)
 							   NULL, &jobq_trace_id_setting, "",
 							   PGC_USERSET, 0, NULL, NULL, NULL);
 
+	DefineCustomBoolVariable("jobq.notify_progress",
+							 "Send NOTIFY jobq_progress on every status change and progress update.",
+							 NULL, &jobq_notify_progress, true,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
 	jobq_store_define_settings();
 	MarkGUCPrefixReserved("jobq");
 }
@@ -241,6 +253,54 @@ jobq_cancel_at_commit(const char *holder, const pg_uuid_t *job_id)
 	MemoryContextSwitchTo(old);
 }
 
+/* Add n to a counter when the current (sub)transaction commits. */
+void
+jobq_count(JobqCounter counter, int64 n)
+{
+	int			level = GetCurrentTransactionNestLevel();
+
+	if (jobq_shared == NULL)
+		return;
+	if (level >= pending_levels)
+	{
+		int			newlevels = Max(level + 1, 8);
+
+		if (pending_counts == NULL)
+			pending_counts = MemoryContextAllocZero(TopMemoryContext,
+													sizeof(*pending_counts) * newlevels);
+		else
+		{
+			pending_counts = repalloc(pending_counts, sizeof(*pending_counts) * newlevels);
+			memset(pending_counts[pending_levels], 0,
+				   sizeof(*pending_counts) * (newlevels - pending_levels));
+		}
+		pending_levels = newlevels;
+	}
+	pending_counts[level][counter] += n;
+	counts_pending = true;
+}
+
+/* Add n to a counter now (for things that happened whatever the transaction does). */
+void
+jobq_count_now(JobqCounter counter, int64 n)
+{
+	if (jobq_shared != NULL)
+		pg_atomic_fetch_add_u64(&jobq_shared->counters[counter], n);
+}
+
+static void
+flush_counts(bool commit)
+{
+	for (int level = 0; level < pending_levels; level++)
+		for (int c = 0; c < JOBQ_NCOUNTERS; c++)
+		{
+			if (commit && pending_counts[level][c] != 0 && jobq_shared != NULL)
+				pg_atomic_fetch_add_u64(&jobq_shared->counters[c], pending_counts[level][c]);
+			pending_counts[level][c] = 0;
+		}
+	counts_pending = false;
+}
+
 /* Set the latch of one idle worker, rotating so wake-ups spread out. */
 static void
 wake_one_idle_worker(void)
@@ -289,11 +349,15 @@ jobq_xact_callback(XactEvent event, void *arg)
 				if (wake_pending)
 					wake_one_idle_worker();
 			}
+			if (counts_pending)
+				flush_counts(true);
 			wake_pending = false;
 			pending_cancels = NIL;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			if (counts_pending)
+				flush_counts(false);
 			wake_pending = false;
 			pending_cancels = NIL;
 			break;
@@ -306,12 +370,22 @@ static void
 jobq_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					  SubTransactionId parentSubid, void *arg)
 {
-	int			level;
+	int			level = GetCurrentTransactionNestLevel();
 	ListCell   *lc;
 
+	/* a committed subtransaction's counts move to its parent; an aborted one's go */
+	if (counts_pending && level < pending_levels &&
+		(event == SUBXACT_EVENT_COMMIT_SUB || event == SUBXACT_EVENT_ABORT_SUB))
+	{
+		for (int c = 0; c < JOBQ_NCOUNTERS; c++)
+		{
+			if (event == SUBXACT_EVENT_COMMIT_SUB && level > 0)
+				pending_counts[level - 1][c] += pending_counts[level][c];
+			pending_counts[level][c] = 0;
+		}
+	}
 	if (event != SUBXACT_EVENT_ABORT_SUB || pending_cancels == NIL)
 		return;
-	level = GetCurrentTransactionNestLevel();
 	foreach(lc, pending_cancels)
 	{
 		PendingCancel *pc = lfirst(lc);

@@ -59,6 +59,13 @@ extern int	jobq_batch_time_ms;
 extern char *jobq_user_id_setting;
 extern char *jobq_traceparent_setting;
 
+/* ---- notify.c ---- */
+extern bool jobq_notify_progress;
+extern void jobq_notify_job(Datum row);
+
+/* ---- provider.c ---- */
+extern void jobq_provider_metrics(StringInfo buf);
+
 /* ---- store.c ---- */
 extern void jobq_store_define_settings(void);
 

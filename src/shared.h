@@ -45,11 +45,27 @@ typedef struct JobqWorkerSlot
 	TimestampTz started_at;
 } JobqWorkerSlot;
 
+/* Server-wide counters for jobq.metrics(), since the last shared memory reset. */
+typedef enum JobqCounter
+{
+	JOBQ_C_ENQUEUED,
+	JOBQ_C_COMPLETED,
+	JOBQ_C_ATTEMPTS_FAILED,		/* every failed attempt, retried or not */
+	JOBQ_C_FAILED,				/* jobs that ended Failed */
+	JOBQ_C_CANCELLED,
+	JOBQ_C_RETRIED,
+	JOBQ_C_CHECKPOINTS,			/* uploads that finished */
+	JOBQ_C_CHECKPOINT_BYTES,
+	JOBQ_C_CHECKPOINT_FAILURES, /* store requests that failed for good */
+	JOBQ_NCOUNTERS
+} JobqCounter;
+
 typedef struct JobqShared
 {
 	slock_t		mutex;
 	uint64		incarnation;	/* random, new at each shared memory reset */
 	pg_atomic_uint32 registry_generation;	/* bumped when registrations change */
+	pg_atomic_uint64 counters[JOBQ_NCOUNTERS];
 	int			nslots;
 	JobqWorkerSlot slots[FLEXIBLE_ARRAY_MEMBER];
 } JobqShared;
@@ -63,6 +79,10 @@ extern void jobq_holder_format(char *out, size_t outlen, int slotno, pid_t pid, 
 extern bool jobq_holder_is_worker(const char *holder);
 extern bool jobq_holder_alive(const char *holder);
 extern void jobq_interrupt_job(const char *holder, const pg_uuid_t *job_id);
+
+/* jobq.c */
+extern void jobq_count(JobqCounter counter, int64 n);	/* at commit */
+extern void jobq_count_now(JobqCounter counter, int64 n);
 
 /* worker.c */
 extern void jobq_register_workers(void);

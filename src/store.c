@@ -39,6 +39,7 @@
 #include "utils/resowner.h"
 
 #include "http.h"
+#include "shared.h"
 #include "store.h"
 
 typedef enum StoreKind
@@ -299,6 +300,10 @@ file_path(JobqStore *st, const char *key)
 static void pg_attribute_noreturn()
 file_error(const char *what, const char *path)
 {
+	int			save = errno;
+
+	jobq_count_now(JOBQ_C_CHECKPOINT_FAILURES, 1);
+	errno = save;
 	ereport(ERROR,
 			(errcode(JOBQ_ERRCODE_STORE),
 			 errmsg("checkpoint store: could not %s \"%s\": %m", what, path)));
@@ -606,6 +611,7 @@ remote(JobqStore *st, const char *method, const char *key, const char *data, siz
 		jobq_sleep_interruptible(100L << Min(attempt, 6));
 	}
 	/* the URL names only the store and key: no credentials in it or here */
+	jobq_count_now(JOBQ_C_CHECKPOINT_FAILURES, 1);
 	if (resp->status == 0)
 		ereport(ERROR,
 				(errcode(JOBQ_ERRCODE_STORE),
@@ -630,11 +636,16 @@ jobq_store_put(JobqStore *st, const char *key, const char *data, size_t len)
 	{
 		remote(st, "PUT", key, data, len, &resp);
 		if (resp.status == 404)
+		{
+			jobq_count_now(JOBQ_C_CHECKPOINT_FAILURES, 1);
 			ereport(ERROR,
 					(errcode(JOBQ_ERRCODE_STORE),
 					 errmsg("checkpoint store PUT of %s failed: HTTP 404 (does the bucket or container exist?)",
 							jobq_store_uri(st, key))));
+		}
 	}
+	jobq_count_now(JOBQ_C_CHECKPOINTS, 1);
+	jobq_count_now(JOBQ_C_CHECKPOINT_BYTES, (int64) len);
 }
 
 bool

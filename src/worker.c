@@ -139,7 +139,8 @@ slot_attach(int slotno)
 	JobqWorkerSlot *slot;
 
 	if (jobq_shared == NULL || slotno < 0 || slotno >= jobq_shared->nslots)
-		elog(FATAL, "jobq worker %d has no shared memory slot", slotno);
+		elog(FATAL, "jobq worker %d has no shared memory slot (of %d)", slotno,
+			 jobq_shared ? jobq_shared->nslots : -1);
 	slot = &jobq_shared->slots[slotno];
 	worker_state.slotno = slotno;
 	worker_state.slot = slot;
