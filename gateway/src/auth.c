@@ -146,7 +146,10 @@ b64url_decode(const char *in, size_t len, unsigned char *out, size_t outcap)
 	return (int) n;
 }
 
-/* The alg of the token's header, unverified; only used to pick a key. */
+/*
+ * The alg of the token's header, unverified, only used to pick a key:
+ * JWT_ALG_NONE stands for any algorithm other than HS256 and RS256.
+ */
 static jwt_alg_t
 header_alg(const char *token)
 {
@@ -170,6 +173,8 @@ header_alg(const char *token)
 		result = JWT_ALG_HS256;
 	else if (alg && strcmp(alg, "RS256") == 0)
 		result = JWT_ALG_RS256;
+	else if (alg)
+		result = JWT_ALG_NONE;	/* any other algorithm: never accepted */
 	json_decref(hdr);
 	return result;
 }
