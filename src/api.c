@@ -24,6 +24,7 @@
 #include "jobq.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -220,6 +221,26 @@ jobq_spi_row_to(TupleDesc tupdesc, uint64 row, Datum *values, bool *nulls)
  * text[] Datum or 0 for all types.  Needs SPI; leaves the rows (laid out as
  * claim_plan's RETURNING list) in SPI_tuptable and returns their number.
  */
+static JobqPlan drop_tokens_plan = {
+	"DELETE FROM jobq.job_tokens WHERE job_id = ANY ($1)", 1, {UUIDARRAYOID}
+};
+
+/*
+ * Erase the forwarded tokens of jobs that just reached a terminal state
+ * (jobq.job_tokens exists from version 0.5 on).  Needs SPI.
+ */
+static void
+drop_tokens(Datum *ids, int n)
+{
+	Oid			nsp = get_namespace_oid("jobq", true);
+	Datum		arg;
+
+	if (n == 0 || !OidIsValid(nsp) || !OidIsValid(get_relname_relid("job_tokens", nsp)))
+		return;
+	arg = PointerGetDatum(construct_array(ids, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+	jobq_plan_exec(&drop_tokens_plan, &arg, NULL, false, 0);
+}
+
 /* Queue the progress notification of every row SPI just returned in column col. */
 static void
 notify_rows(int col)
@@ -273,12 +294,14 @@ jobq_complete_held(const pg_uuid_t *id, Datum result, bool result_null, const ch
  * Record a failed attempt of a Processing job (held by holder, or already
  * locked and checked when holder is NULL): back to Queued after a backoff
  * when retry is allowed and attempts remain, else Failed.  Builds the one
- * error JSON.  Returns false if the job was no longer ours.  Needs SPI.
+ * error JSON, whose status is http_status, or the code's when 0.  Returns
+ * false if the job was no longer ours.  Needs SPI.
  */
 bool
 jobq_record_failure(const pg_uuid_t *id, const char *holder, const char *trace_id,
 					int attempts, int max_attempts, int checkpoints,
-					const char *code, const char *message, bool retry, bool *requeued)
+					const char *code, int http_status, const char *message, bool retry,
+					bool *requeued)
 {
 	bool		requeue = retry && attempts < max_attempts;
 	Datum		values[6];
@@ -293,8 +316,9 @@ jobq_record_failure(const pg_uuid_t *id, const char *holder, const char *trace_i
 	else
 		nulls[2] = 'n';
 	values[3] = CStringGetTextDatum(message);
-	values[4] = JsonbPGetDatum(jobq_error_json(trace_id, jobq_status_for_code(code), code,
-											   message, attempts, checkpoints));
+	values[4] = JsonbPGetDatum(jobq_error_json(trace_id,
+											   http_status ? http_status : jobq_status_for_code(code),
+											   code, message, attempts, checkpoints));
 	values[5] = holder ? CStringGetTextDatum(holder) : (Datum) 0;
 	nulls[5] = holder ? ' ' : 'n';
 	ok = jobq_plan_exec(&fail_plan, values, nulls, false, 0) > 0;
@@ -303,7 +327,10 @@ jobq_record_failure(const pg_uuid_t *id, const char *holder, const char *trace_i
 		notify_rows(1);
 		jobq_count(JOBQ_C_ATTEMPTS_FAILED, 1);
 		if (!requeue)
+		{
 			jobq_count(JOBQ_C_FAILED, 1);
+			drop_tokens(&values[0], 1);
+		}
 	}
 	if (ok && requeue)
 		jobq_wake_at_commit();
@@ -494,13 +521,13 @@ uuid_set_result(FunctionCallInfo fcinfo)
  * What the job type's registration says about a new job: its max_attempts
  * when the caller gave none, and that unit-handler types need units.
  */
-static void
+static JobqRegistration *
 type_defaults(const char *job_type, bool no_units, int32 *max_attempts, bool no_max_attempts)
 {
 	JobqRegistration *reg = jobq_registration(jobq_registry(), job_type);
 
 	if (reg == NULL)
-		return;
+		return NULL;
 	if (no_max_attempts && reg->max_attempts > 0)
 		*max_attempts = reg->max_attempts;
 	if (no_units && reg->kind == JOBQ_KIND_UNITS)
@@ -508,6 +535,54 @@ type_defaults(const char *job_type, bool no_units, int32 *max_attempts, bool no_
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("job type \"%s\" has a unit handler, so units must be given", job_type),
 				 errhint("Pass units => N: the worker runs units 1..N.")));
+	return reg;
+}
+
+/*
+ * 23514 when the job type's validators score the payload below its
+ * threshold; the detail is the jobq.validate() JSON.  Needs SPI.
+ */
+static void
+check_validation(const char *job_type, Datum payload, int index)
+{
+	bool		passed;
+	Jsonb	   *verdict = jobq_validate_payload(jobq_registry(), job_type, payload, &passed);
+
+	if (verdict == NULL || passed)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_CHECK_VIOLATION),
+			 index > 0 ?
+			 errmsg("payloads[%d] for job type \"%s\" was rejected by its validators", index, job_type) :
+			 errmsg("payload for job type \"%s\" was rejected by its validators", job_type),
+			 errdetail("%s", JsonbToCString(NULL, &verdict->root, VARSIZE(verdict))),
+			 errhint("jobq.validate(job_type, payload) shows the score of each layer.")));
+}
+
+static JobqPlan token_plan = {
+	"INSERT INTO jobq.job_tokens (job_id, token) VALUES ($1, $2)"
+	" ON CONFLICT (job_id) DO UPDATE SET token = excluded.token",
+	2, {UUIDOID, TEXTOID}
+};
+
+/*
+ * Keep the session's jobq.auth_token for a job whose type runs on
+ * providers, apart from jobq.jobs, to be forwarded and then erased.
+ */
+static void
+keep_token(JobqRegistration *reg, pg_uuid_t *ids, int n)
+{
+	Datum		values[2];
+
+	if (reg == NULL || reg->kind != JOBQ_KIND_PROVIDERS ||
+		jobq_auth_token_setting == NULL || jobq_auth_token_setting[0] == '\0')
+		return;
+	values[1] = CStringGetTextDatum(jobq_auth_token_setting);
+	for (int i = 0; i < n; i++)
+	{
+		values[0] = UUIDPGetDatum(&ids[i]);
+		jobq_plan_exec(&token_plan, values, NULL, false, 0);
+	}
 }
 
 /* ---- application API ---- */
@@ -530,6 +605,7 @@ jobq_enqueue(PG_FUNCTION_ARGS)
 	int32		max_attempts = jobq_default_max_attempts;
 	char	   *dedupe_key = NULL;
 	char		trace_id[JOBQ_TRACE_ID_LEN + 1];
+	JobqRegistration *reg;
 	Datum		values[11];
 	char		nulls[12] = "           ";
 
@@ -571,7 +647,9 @@ jobq_enqueue(PG_FUNCTION_ARGS)
 					 errhint("Pass NULL for a job without a dedupe key.")));
 	}
 	new_job_trace_id(fcinfo, 9, trace_id);
-	type_defaults(job_type, PG_ARGISNULL(6), &max_attempts, PG_ARGISNULL(7));
+	SPI_connect();
+	reg = type_defaults(job_type, PG_ARGISNULL(6), &max_attempts, PG_ARGISNULL(7));
+	check_validation(job_type, payload, 0);
 	jobq_uuid_v7(id);
 
 	values[0] = UUIDPGetDatum(id);
@@ -588,7 +666,6 @@ jobq_enqueue(PG_FUNCTION_ARGS)
 	nulls[9] = dedupe_key ? ' ' : 'n';
 	values[10] = CStringGetTextDatum(trace_id);
 
-	SPI_connect();
 	if (dedupe_key == NULL)
 		jobq_plan_exec(&enqueue_plan, values, nulls, false, 0);
 	else
@@ -618,6 +695,7 @@ jobq_enqueue(PG_FUNCTION_ARGS)
 			}
 		}
 	}
+	keep_token(reg, id, 1);
 	SPI_finish();
 
 	jobq_count(JOBQ_C_ENQUEUED, 1);
@@ -648,6 +726,7 @@ jobq_enqueue_many(PG_FUNCTION_ARGS)
 	char		shared_trace[JOBQ_TRACE_ID_LEN + 1];
 	bool		one_trace;
 	int32		max_attempts = jobq_default_max_attempts;
+	JobqRegistration *reg;
 	Datum		values[9];
 
 	if (PG_ARGISNULL(1))
@@ -661,12 +740,16 @@ jobq_enqueue_many(PG_FUNCTION_ARGS)
 				 errmsg("payloads must be a one-dimensional array, not %d-dimensional",
 						ARR_NDIM(payloads))));
 	new_job_user(fcinfo, 2, &user_id);
-	type_defaults(job_type, true, &max_attempts, true);
+	SPI_connect();
+	reg = type_defaults(job_type, true, &max_attempts, true);
 	deconstruct_array(payloads, JSONBOID, -1, false, TYPALIGN_INT, &elems, &elem_nulls, &n);
 
 	uuid_set_result(fcinfo);
 	if (n == 0)
+	{
+		SPI_finish();
 		return (Datum) 0;
+	}
 
 	/* a session traceparent puts the whole batch in one trace */
 	one_trace = jobq_traceparent_setting && jobq_traceparent_setting[0] != '\0';
@@ -685,6 +768,7 @@ jobq_enqueue_many(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("payloads[%d] must not be NULL", i + 1)));
 		jobq_check_payload(elems[i], psprintf("payloads[%d]", i + 1));
+		check_validation(job_type, elems[i], i + 1);
 		jobq_uuid_v7(&ids[i]);
 		id_datums[i] = UUIDPGetDatum(&ids[i]);
 		if (!one_trace)
@@ -702,8 +786,8 @@ jobq_enqueue_many(PG_FUNCTION_ARGS)
 	values[7] = PointerGetDatum(payloads);
 	values[8] = PointerGetDatum(construct_array(trace_datums, n, TEXTOID, -1, false, TYPALIGN_INT));
 
-	SPI_connect();
 	jobq_plan_exec(&enqueue_many_plan, values, NULL, false, 0);
+	keep_token(reg, ids, n);
 	SPI_finish();
 
 	for (int i = 0; i < n; i++)
@@ -865,6 +949,7 @@ jobq_complete(PG_FUNCTION_ARGS)
 		not_applicable("complete", id, worker, values[3], nulls[3]);
 	notify_rows(1);
 	jobq_count(JOBQ_C_COMPLETED, 1);
+	drop_tokens(&values[0], 1);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -974,6 +1059,7 @@ jobq_complete_many(PG_FUNCTION_ARGS)
 	}
 	notify_rows(2);
 	jobq_count(JOBQ_C_COMPLETED, n);
+	drop_tokens(id_elems, n);
 	SPI_finish();
 	PG_RETURN_INT32(n);
 }
@@ -1031,7 +1117,7 @@ jobq_fail(PG_FUNCTION_ARGS)
 		not_applicable("fail", id, worker, lv[1], ln[1]);
 
 	jobq_record_failure(id, NULL, trace_id, attempts, max_attempts, units_done,
-						code, message, retry, NULL);
+						code, 0, message, retry, NULL);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -1082,6 +1168,7 @@ jobq_cancel(PG_FUNCTION_ARGS)
 	jobq_plan_exec(&cancel_plan, values, NULL, false, 0);
 	notify_rows(1);
 	jobq_count(JOBQ_C_CANCELLED, 1);
+	drop_tokens(&values[0], 1);
 	if (status == JOBQ_PROCESSING && holder != NULL)
 		jobq_cancel_at_commit(holder, id);
 	SPI_finish();

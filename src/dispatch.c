@@ -246,9 +246,11 @@ jobq_job_cancelled(JobqJob *job)
  * data (SQLSTATE classes 22 and 23: retrying cannot help), an output over
  * the size limits (no retry either), or any other handler error.
  */
-void
+bool
 jobq_record_job_error(int64 timeout_ms, JobqJob *job, ErrorData *edata, int checkpoints)
 {
+	bool		requeued = false;
+
 	const char *code = "HandlerError";
 	char	   *message = edata->message ? edata->message : "handler failed";
 	bool		retry = true;
@@ -297,7 +299,8 @@ jobq_record_job_error(int64 timeout_ms, JobqJob *job, ErrorData *edata, int chec
 
 	/* a cancelled job is already Cancelled: this changes nothing then */
 	jobq_record_failure(&job->id, jobq_worker->holder, job->trace_id, job->attempts,
-						job->max_attempts, checkpoints, code, message, retry, NULL);
+						job->max_attempts, checkpoints, code, 0, message, retry, &requeued);
+	return requeued;
 }
 
 /* Run a whole-job handler and complete its job, all in one subtransaction. */
@@ -413,7 +416,7 @@ jobq_run_batch(JobqJob *jobs, int njobs)
 		SPI_finish();
 		CommitTransactionCommand();
 		if (solo != NULL)
-			jobq_run_unit_job(solo);
+			jobq_run_solo_job(solo);
 	}
 	SetConfigOption("jobq.job_id", "", PGC_USERSET, PGC_S_SESSION);
 	SetConfigOption("jobq.trace_id", "", PGC_USERSET, PGC_S_SESSION);

@@ -52,11 +52,11 @@ extern void jobq_handler_end(void);
 extern SPIPlanPtr jobq_prepare_call(Oid fn, int nargs, Oid *argtypes);
 extern Datum jobq_call_as_owner(JobqRegistration *reg, SPIPlanPtr plan, Datum *args,
 								bool *isnull);
-extern void jobq_record_job_error(int64 timeout_ms, JobqJob *job, ErrorData *edata,
+extern bool jobq_record_job_error(int64 timeout_ms, JobqJob *job, ErrorData *edata,
 								  int checkpoints);
 
-/* units.c */
-extern void jobq_run_unit_job(JobqJob *job);
+/* units.c: unit jobs and provider jobs, run between transactions */
+extern void jobq_run_solo_job(JobqJob *job);
 extern int	jobq_delete_purged_blobs(void);
 extern void jobq_sigint_handler(SIGNAL_ARGS);
 extern void jobq_timeout_handler(void);

@@ -36,6 +36,7 @@
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
+#include "provider.h"
 #include "shared.h"
 
 PG_MODULE_MAGIC;
@@ -58,6 +59,7 @@ int			jobq_batch_size = 100;
 int			jobq_batch_time_ms = 100;
 char	   *jobq_user_id_setting = NULL;
 char	   *jobq_traceparent_setting = NULL;
+char	   *jobq_auth_token_setting = NULL;
 static char *jobq_job_id_setting = NULL;
 static char *jobq_trace_id_setting = NULL;
 
@@ -184,6 +186,12 @@ jobq_define_settings(void)
 							   "W3C traceparent whose trace id new jobs take.",
 							   NULL, &jobq_traceparent_setting, "",
 							   PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("jobq.auth_token",
+							   "Bearer token forwarded to the provider calls of jobs enqueued while it is set.",
+							   "Set it with SET LOCAL or set_config(..., true); it is kept apart from jobq.jobs and erased when the job ends.",
+							   &jobq_auth_token_setting, "",
+							   PGC_USERSET, GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
 	DefineCustomStringVariable("jobq.job_id",
 							   "Set by the worker while a handler runs: the job's id.",
 							   NULL, &jobq_job_id_setting, "",
@@ -207,6 +215,7 @@ jobq_shmem_request(void)
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(jobq_shared_size());
+	RequestAddinShmemSpace(jobq_provider_shmem_size());
 }
 
 static void
@@ -221,6 +230,7 @@ jobq_shmem_startup(void)
 	jobq_shared = ShmemInitStruct("jobq", jobq_shared_size(), &found);
 	if (!found)
 		jobq_shared_init(jobq_shared);
+	jobq_provider_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

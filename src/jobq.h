@@ -58,6 +58,7 @@ extern int	jobq_batch_size;
 extern int	jobq_batch_time_ms;
 extern char *jobq_user_id_setting;
 extern char *jobq_traceparent_setting;
+extern char *jobq_auth_token_setting;
 
 /* ---- notify.c ---- */
 extern bool jobq_notify_progress;
@@ -81,8 +82,8 @@ extern bool jobq_complete_held(const pg_uuid_t *id, Datum result, bool result_nu
 							   const char *holder);
 extern bool jobq_record_failure(const pg_uuid_t *id, const char *holder, const char *trace_id,
 								int attempts, int max_attempts, int checkpoints,
-								const char *code, const char *message, bool retry,
-								bool *requeued);
+								const char *code, int http_status, const char *message,
+								bool retry, bool *requeued);
 
 /* ---- ids.c ---- */
 extern void jobq_uuid_v7(pg_uuid_t *out);

@@ -22,6 +22,8 @@
  */
 #include "jobq.h"
 
+#include <math.h>
+
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_proc.h"
@@ -32,6 +34,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/regproc.h"
@@ -44,6 +47,8 @@
 PG_FUNCTION_INFO_V1(jobq_register);
 PG_FUNCTION_INFO_V1(jobq_unregister);
 PG_FUNCTION_INFO_V1(jobq_registry_changed);
+PG_FUNCTION_INFO_V1(jobq_add_validator);
+PG_FUNCTION_INFO_V1(jobq_validate);
 
 static MemoryContext registry_cxt = NULL;
 static JobqRegistry *registry = NULL;
@@ -58,6 +63,14 @@ static JobqPlan load_plan = {
 	"SELECT job_type, queue, handler::oid, unit_handler::oid, finalizer::oid, providers,"
 	" max_attempts, (EXTRACT(EPOCH FROM timeout) * 1000)::int8, owner::oid"
 	" FROM jobq.registrations ORDER BY queue, job_type",
+	0, {}
+};
+
+static JobqPlan validators_plan = {
+	"SELECT v.job_type, v.name, v.validator::oid, v.weight, v.owner::oid,"
+	" coalesce(t.threshold, 0.5)::float8"
+	" FROM jobq.validators v LEFT JOIN jobq.validation_thresholds t USING (job_type)"
+	" ORDER BY v.job_type, v.name",
 	0, {}
 };
 
@@ -102,6 +115,8 @@ jobq_registry_invalidate(void)
 static void
 free_plans(void)
 {
+	ListCell   *lc;
+
 	if (registry == NULL)
 		return;
 	for (int i = 0; i < registry->nregs; i++)
@@ -110,6 +125,54 @@ free_plans(void)
 			SPI_freeplan(registry->regs[i].handler_plan);
 		if (registry->regs[i].finalizer_plan)
 			SPI_freeplan(registry->regs[i].finalizer_plan);
+	}
+	foreach(lc, registry->validations)
+	{
+		JobqValidation *v = lfirst(lc);
+		ListCell   *lc2;
+
+		foreach(lc2, v->validators)
+		{
+			JobqValidator *val = lfirst(lc2);
+
+			if (val->plan)
+				SPI_freeplan(val->plan);
+		}
+	}
+}
+
+/* Load jobq.validators (0.5 and later) into reg; in registry_cxt. */
+static void
+load_validators(JobqRegistry *reg)
+{
+	uint64		n;
+	JobqValidation *cur = NULL;
+
+	if (!OidIsValid(jobq_relid("validators")))
+		return;
+	n = jobq_plan_exec(&validators_plan, NULL, NULL, true, 0);
+	for (uint64 i = 0; i < n; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		MemoryContext old = MemoryContextSwitchTo(registry_cxt);
+		char	   *type = SPI_getvalue(tup, desc, 1);
+		JobqValidator *v = palloc0(sizeof(JobqValidator));
+		bool		isnull;
+
+		if (cur == NULL || strcmp(cur->job_type, type) != 0)
+		{
+			cur = palloc0(sizeof(JobqValidation));
+			cur->job_type = type;
+			cur->threshold = DatumGetFloat8(SPI_getbinval(tup, desc, 6, &isnull));
+			reg->validations = lappend(reg->validations, cur);
+		}
+		v->name = SPI_getvalue(tup, desc, 2);
+		v->fn = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+		v->weight = DatumGetFloat4(SPI_getbinval(tup, desc, 4, &isnull));
+		v->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 5, &isnull));
+		cur->validators = lappend(cur->validators, v);
+		MemoryContextSwitchTo(old);
 	}
 }
 
@@ -198,6 +261,7 @@ load_registry(Oid relid)
 			PointerGetDatum(construct_array(types, nt, TEXTOID, -1, false, TYPALIGN_INT));
 	}
 	MemoryContextSwitchTo(old);
+	load_validators(reg);
 
 	registry = reg;
 	registry_relid = relid;
@@ -434,4 +498,160 @@ jobq_unregister(PG_FUNCTION_ARGS)
 	found = jobq_plan_exec(&delete_plan, &value, NULL, false, 0) > 0;
 	SPI_finish();
 	PG_RETURN_BOOL(found);
+}
+
+/* ---- validation before enqueue (SPEC section 10) ---- */
+
+static JobqPlan add_validator_plan = {
+	"INSERT INTO jobq.validators (job_type, name, validator, weight, owner)"
+	" VALUES ($1, $2, $3, $4, $5) ON CONFLICT (job_type, name) DO UPDATE"
+	" SET validator = excluded.validator, weight = excluded.weight, owner = excluded.owner",
+	5, {TEXTOID, TEXTOID, REGPROCEDUREOID, FLOAT4OID, REGROLEOID}
+};
+
+Jsonb *
+jobq_validate_payload(JobqRegistry *reg, const char *job_type, Datum payload, bool *passed)
+{
+	JobqValidation *val = NULL;
+	ListCell   *lc;
+	StringInfoData buf;
+	double		sum = 0,
+				weights = 0,
+				score;
+	bool		first = true;
+
+	if (reg == NULL)
+		return NULL;
+	foreach(lc, reg->validations)
+	{
+		JobqValidation *v = lfirst(lc);
+
+		if (strcmp(v->job_type, job_type) == 0)
+			val = v;
+	}
+	if (val == NULL)
+		return NULL;
+
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, "[");
+	foreach(lc, val->validators)
+	{
+		JobqValidator *v = lfirst(lc);
+		Oid			save_user;
+		int			save_sec;
+		bool		isnull;
+		double		s;
+		int			rc;
+
+		if (v->plan == NULL)
+		{
+			Oid			argtypes[1] = {JSONBOID};
+			char	   *name = get_func_name(v->fn);
+			SPIPlanPtr	plan;
+
+			if (name == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_FUNCTION),
+						 errmsg("validator \"%s\" of job type \"%s\" no longer exists",
+								v->name, job_type)));
+			plan = SPI_prepare(psprintf("SELECT %s($1)::float8",
+										quote_qualified_identifier(get_namespace_name(get_func_namespace(v->fn)), name)),
+							   1, argtypes);
+			if (plan == NULL)
+				elog(ERROR, "jobq: could not prepare validator \"%s\"", v->name);
+			SPI_keepplan(plan);
+			v->plan = plan;
+		}
+		/* validators run as the role that added them */
+		GetUserIdAndSecContext(&save_user, &save_sec);
+		SetUserIdAndSecContext(v->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+		rc = SPI_execute_plan(v->plan, &payload, NULL, true, 1);
+		SetUserIdAndSecContext(save_user, save_sec);
+		if (rc != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "jobq: validator \"%s\" did not return one row", v->name);
+		s = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (isnull || isnan(s) || s < 0 || s > 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("validator \"%s\" of job type \"%s\" returned %s, not a score in [0, 1]",
+							v->name, job_type, isnull ? "NULL" : psprintf("%g", s))));
+		sum += s * v->weight;
+		weights += v->weight;
+		appendStringInfo(&buf, "%s{\"name\": ", first ? "" : ", ");
+		escape_json(&buf, v->name);
+		appendStringInfo(&buf, ", \"score\": %.6g, \"weight\": %.6g}", s, v->weight);
+		first = false;
+	}
+	appendStringInfoString(&buf, "]");
+	score = weights > 0 ? sum / weights : 0;
+	*passed = score >= val->threshold;
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(
+		psprintf("{\"score\": %.6g, \"threshold\": %.6g, \"passed\": %s, \"layers\": %s}",
+				 score, val->threshold, *passed ? "true" : "false", buf.data))));
+}
+
+/*
+ * jobq.add_validator(job_type, validator, weight, name) RETURNS void:
+ * validator(jsonb) RETURNS real, run as the role that adds it.
+ */
+Datum
+jobq_add_validator(PG_FUNCTION_ARGS)
+{
+	char	   *job_type = jobq_arg_name(fcinfo, 0, "job_type", NULL);
+	Oid			fn;
+	float4		weight = PG_ARGISNULL(2) ? 1.0f : PG_GETARG_FLOAT4(2);
+	char	   *name;
+	Oid			owner = GetOuterUserId();
+	Datum		values[5];
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("validator must not be NULL")));
+	fn = PG_GETARG_OID(1);
+	if (!(weight > 0) || isinf(weight))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("weight must be a positive number, not %g", weight)));
+	check_signature("validator", fn, 1, (Oid[]) {JSONBOID}, FLOAT4OID,
+					"validator(jsonb) RETURNS real", owner);
+	name = PG_ARGISNULL(3) ? get_func_name(fn) : jobq_arg_name(fcinfo, 3, "name", NULL);
+
+	values[0] = CStringGetTextDatum(job_type);
+	values[1] = CStringGetTextDatum(name);
+	values[2] = ObjectIdGetDatum(fn);
+	values[3] = Float4GetDatum(weight);
+	values[4] = ObjectIdGetDatum(owner);
+	SPI_connect();
+	jobq_plan_exec(&add_validator_plan, values, NULL, false, 0);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/* jobq.validate(job_type, payload) RETURNS jsonb: the score enqueue would compute */
+Datum
+jobq_validate(PG_FUNCTION_ARGS)
+{
+	char	   *job_type = jobq_arg_name(fcinfo, 0, "job_type", NULL);
+	Jsonb	   *result;
+	bool		passed;
+
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("payload must not be NULL")));
+	SPI_connect();
+	result = jobq_validate_payload(jobq_registry(), job_type, PG_GETARG_DATUM(1), &passed);
+	if (result == NULL)
+		result = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(
+			"{\"score\": 1, \"threshold\": 0, \"passed\": true, \"layers\": []}")));
+	else
+	{
+		Jsonb	   *copy = SPI_palloc(VARSIZE(result));
+
+		memcpy(copy, result, VARSIZE(result));
+		result = copy;
+	}
+	SPI_finish();
+	PG_RETURN_JSONB_P(result);
 }

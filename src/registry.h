@@ -35,6 +35,24 @@ typedef struct JobqRegistration
 	SPIPlanPtr	finalizer_plan;
 } JobqRegistration;
 
+/* A weighted validator of one job type (SPEC section 10). */
+typedef struct JobqValidator
+{
+	char	   *name;
+	Oid			fn;				/* validator(jsonb) RETURNS real */
+	double		weight;
+	Oid			owner;			/* runs as the role that added it */
+	SPIPlanPtr	plan;
+} JobqValidator;
+
+/* The validators of one job type and its threshold. */
+typedef struct JobqValidation
+{
+	char	   *job_type;
+	List	   *validators;		/* of JobqValidator */
+	double		threshold;
+} JobqValidation;
+
 /* One queue served by the workers, with its registered job types. */
 typedef struct JobqQueue
 {
@@ -49,6 +67,7 @@ typedef struct JobqRegistry
 	int			nqueues;
 	JobqQueue  *queues;
 	Oid			jobs_type;		/* the row type jobq.jobs */
+	List	   *validations;	/* of JobqValidation, for types with validators */
 } JobqRegistry;
 
 /*
@@ -59,5 +78,12 @@ typedef struct JobqRegistry
 extern JobqRegistry *jobq_registry(void);
 extern JobqRegistration *jobq_registration(JobqRegistry *registry, const char *job_type);
 extern void jobq_registry_invalidate(void);
+
+/*
+ * Score a payload with the job type's validators: the `validate` JSON, and
+ * whether it passed.  NULL when the type has no validators.  Needs SPI.
+ */
+extern Jsonb *jobq_validate_payload(JobqRegistry *registry, const char *job_type,
+									Datum payload, bool *passed);
 
 #endif							/* JOBQ_REGISTRY_H */

@@ -34,6 +34,9 @@
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "common/jsonapi.h"
+#include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
@@ -45,7 +48,9 @@
 #include "utils/snapmgr.h"
 
 #include "checkpoint.h"
+#include "provider.h"
 #include "dispatch.h"
+#include "spi_plans.h"
 #include "store.h"
 
 /* prefetch unit outputs for the finalizer up to this many bytes in all */
@@ -67,9 +72,18 @@ typedef struct UnitRun
 	bytea	  **outputs;		/* prefetched for the finalizer */
 	bool		gone;			/* the job stopped being ours */
 	ErrorData  *error;			/* why the attempt failed */
+	/* provider jobs */
+	bool		via_providers;
+	List	   *providers;		/* of JobqProvider, in chain order */
+	char	   *auth_token;		/* forwarded as Bearer; erased with the job */
+	Jsonb	   *payload;
+	JobqCallResult *failed_call;	/* why the chain failed, when it did */
 } UnitRun;
 
 typedef void (*UnitStep) (UnitRun *run, int unit);
+
+/* the current unit's output, between its txn A and its upload */
+static bytea *unit_output;
 
 static void
 begin_txn(bool async)
@@ -91,7 +105,7 @@ commit_txn(void)
 	CommitTransactionCommand();
 }
 
-/* The job's registration in this transaction; NULL if it is no unit job now. */
+/* The job's registration in this transaction; an error if it changed kind. */
 static JobqRegistration *
 unit_registration(UnitRun *run, JobqRegistry **reg)
 {
@@ -99,13 +113,78 @@ unit_registration(UnitRun *run, JobqRegistry **reg)
 
 	*reg = jobq_registry();
 	r = jobq_registration(*reg, run->job->job_type);
-	if (r == NULL || r->kind != JOBQ_KIND_UNITS)
+	if (r == NULL || (r->kind != JOBQ_KIND_UNITS && r->kind != JOBQ_KIND_PROVIDERS))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("job type \"%s\" is no longer registered with a unit handler",
+				 errmsg("job type \"%s\" is no longer registered with a unit handler or providers",
 						run->job->job_type)));
 	run->timeout_ms = r->timeout_ms;
+	run->via_providers = (r->kind == JOBQ_KIND_PROVIDERS);
 	return r;
+}
+
+static JobqPlan token_plan = {
+	"SELECT token FROM jobq.job_tokens WHERE job_id = $1", 1, {UUIDOID}
+};
+
+static JobqPlan drop_token_plan = {
+	"DELETE FROM jobq.job_tokens WHERE job_id = $1", 1, {UUIDOID}
+};
+
+/* In a txn: load the chain's providers, the job's token and payload. */
+static void
+load_providers(UnitRun *run, JobqRegistration *r)
+{
+	MemoryContext old = MemoryContextSwitchTo(run->cxt);
+	List	   *missing = NIL;
+	Datum		id = UUIDPGetDatum(&run->job->id);
+	bool		isnull;
+
+	run->providers = jobq_load_providers(r->providers, &missing);
+	if (run->providers == NIL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("none of the providers of job type \"%s\" exists", run->job->job_type)));
+	run->payload = DatumGetJsonbPCopy(GetAttributeByName(DatumGetHeapTupleHeader(run->job->row),
+														 "payload", &isnull));
+	MemoryContextSwitchTo(old);
+	if (jobq_plan_exec(&token_plan, &id, NULL, true, 1) > 0)
+		run->auth_token = MemoryContextStrdup(run->cxt,
+											  SPI_getvalue(SPI_tuptable->vals[0],
+														   SPI_tuptable->tupdesc, 1));
+}
+
+/* In a txn: the job is over; its forwarded token goes. */
+static void
+drop_token(UnitRun *run)
+{
+	Datum		id = UUIDPGetDatum(&run->job->id);
+
+	if (run->auth_token)
+		jobq_plan_exec(&drop_token_plan, &id, NULL, false, 0);
+}
+
+/* No txn: one call of the provider chain; raises when it failed. */
+static void
+call_providers(UnitRun *run, int unit)
+{
+	JobqCallResult *res = MemoryContextAllocZero(run->cxt, sizeof(JobqCallResult));
+	char	   *request = jobq_provider_request(&run->job->id, run->job->job_type,
+											   &run->job->user_id, run->payload, unit,
+											   run->job->attempts);
+
+	jobq_call_chain(run->providers, request, run->job->trace_id, run->auth_token, res);
+	if (!res->ok)
+	{
+		run->failed_call = res;
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("%s", res->message)));
+	}
+	run->failed_call = NULL;
+	unit_output = MemoryContextAlloc(run->cxt, res->body.len + VARHDRSZ);
+	SET_VARSIZE(unit_output, res->body.len + VARHDRSZ);
+	memcpy(VARDATA(unit_output), res->body.data, res->body.len);
 }
 
 /*
@@ -142,8 +221,13 @@ step_load(UnitRun *run, int unit)
 {
 	List	   *records;
 	ListCell   *lc;
+	JobqRegistry *reg;
+	JobqRegistration *r;
 
 	begin_txn(false);
+	r = unit_registration(run, &reg);
+	if (run->via_providers)
+		load_providers(run, r);
 	records = jobq_ckpt_list(&run->job->id);
 	foreach(lc, records)
 	{
@@ -226,23 +310,18 @@ step_verify(UnitRun *run, int unit)
 	commit_txn();
 }
 
-/* txn A: run the unit handler, record the output's hash; returns via run */
-static bytea *unit_output;
 
+/* In txn A: the unit handler's output for this unit, as the registering role. */
 static void
-step_unit(UnitRun *run, int unit)
+handler_output(UnitRun *run, int unit)
 {
 	JobqRegistry *reg;
-	JobqRegistration *r;
+	JobqRegistration *r = unit_registration(run, &reg);
 	Datum		args[2];
 	bool		isnull;
 	Datum		out;
 	bytea	   *data;
-	char		sha[65];
-	char	   *key;
 
-	begin_txn(true);
-	r = unit_registration(run, &reg);
 	if (r->handler_plan == NULL)
 	{
 		Oid			argtypes[2] = {reg->jobs_type, INT4OID};
@@ -258,15 +337,36 @@ step_unit(UnitRun *run, int unit)
 				 errmsg("unit handler of job type \"%s\" returned NULL for unit %d",
 						run->job->job_type, unit)));
 	data = DatumGetByteaPP(out);
-	if (VARSIZE_ANY_EXHDR(data) > (Size) jobq_max_checkpoint_bytes)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("unit %d output of %zu bytes exceeds jobq.max_checkpoint_bytes (%d bytes)",
-						unit, VARSIZE_ANY_EXHDR(data), jobq_max_checkpoint_bytes)));
-
 	unit_output = MemoryContextAlloc(run->cxt, VARSIZE_ANY_EXHDR(data) + VARHDRSZ);
 	SET_VARSIZE(unit_output, VARSIZE_ANY_EXHDR(data) + VARHDRSZ);
 	memcpy(VARDATA(unit_output), VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data));
+}
+
+/*
+ * Txn A: produce the unit's output (the unit handler runs inside it; a
+ * provider chain is called just before it) and record its hash, unstored.
+ */
+static void
+step_unit(UnitRun *run, int unit)
+{
+	char		sha[65];
+	char	   *key;
+
+	if (run->via_providers)
+	{
+		call_providers(run, unit);
+		begin_txn(true);
+	}
+	else
+	{
+		begin_txn(true);
+		handler_output(run, unit);
+	}
+	if (VARSIZE_ANY_EXHDR(unit_output) > (Size) jobq_max_checkpoint_bytes)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("unit %d output of %zu bytes exceeds jobq.max_checkpoint_bytes (%d bytes)",
+						unit, VARSIZE_ANY_EXHDR(unit_output), jobq_max_checkpoint_bytes)));
 
 	jobq_sha256_hex(VARDATA(unit_output), VARSIZE_ANY_EXHDR(unit_output), sha);
 	key = jobq_store_key(&run->job->user_id, &run->job->id, unit);
@@ -389,6 +489,7 @@ step_finalize(UnitRun *run, int unit)
 		jobq_check_payload(result, "finalizer result");
 	if (!jobq_complete_held(&run->job->id, result, isnull, jobq_worker->holder))
 		run->gone = true;
+	drop_token(run);
 	commit_txn();
 }
 
@@ -396,8 +497,19 @@ step_finalize(UnitRun *run, int unit)
 static void
 record_error(UnitRun *run)
 {
+	bool		requeued;
+
 	begin_txn(false);
-	jobq_record_job_error(run->timeout_ms, run->job, run->error, run->done);
+	if (run->failed_call != NULL && !jobq_job_cancelled(run->job))
+		jobq_record_failure(&run->job->id, jobq_worker->holder, run->job->trace_id,
+							run->job->attempts, run->job->max_attempts, run->done,
+							run->failed_call->code,
+							run->failed_call->retry ? 0 : (int) run->failed_call->status,
+							run->failed_call->message, run->failed_call->retry, &requeued);
+	else
+		requeued = jobq_record_job_error(run->timeout_ms, run->job, run->error, run->done);
+	if (!requeued)
+		drop_token(run);
 	commit_txn();
 }
 
@@ -446,8 +558,8 @@ store_trouble(const char *message)
 }
 
 /* Run a claimed unit job to completion, failure, or until it is not ours. */
-void
-jobq_run_unit_job(JobqJob *job)
+static void
+run_unit_job(JobqJob *job)
 {
 	UnitRun		run = {0};
 	MemoryContext old;
@@ -536,6 +648,93 @@ jobq_run_unit_job(JobqJob *job)
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(run.cxt);
 	unit_output = NULL;
+}
+
+/* ---- whole jobs done by a provider chain ---- */
+
+/* txn: the registration, providers, token and payload */
+static void
+step_provider_load(UnitRun *run, int unit)
+{
+	JobqRegistry *reg;
+	JobqRegistration *r;
+
+	begin_txn(false);
+	r = unit_registration(run, &reg);
+	load_providers(run, r);
+	commit_txn();
+}
+
+/* no txn: the call */
+static void
+step_provider_call(UnitRun *run, int unit)
+{
+	call_providers(run, 0);
+}
+
+/* txn: the provider's JSON answer completes the job */
+static void
+step_provider_complete(UnitRun *run, int unit)
+{
+	char	   *text = pnstrdup(VARDATA(unit_output), VARSIZE_ANY_EXHDR(unit_output));
+	JsonLexContext *lex = makeJsonLexContextCstringLen(text, strlen(text), GetDatabaseEncoding(), false);
+	Datum		result;
+
+	if (strlen(text) != VARSIZE_ANY_EXHDR(unit_output) ||
+		pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
+	{
+		JobqCallResult *bad = MemoryContextAllocZero(run->cxt, sizeof(JobqCallResult));
+
+		bad->code = "UpstreamError";
+		bad->message = "the provider's answer is not JSON";
+		bad->retry = true;
+		run->failed_call = bad;
+		ereport(ERROR,
+				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
+				 errmsg("%s", bad->message)));
+	}
+	begin_txn(false);
+	result = DirectFunctionCall1(jsonb_in, CStringGetDatum(text));
+	jobq_check_payload(result, "provider result");
+	if (!jobq_complete_held(&run->job->id, result, false, jobq_worker->holder))
+		run->gone = true;
+	drop_token(run);
+	commit_txn();
+}
+
+static void
+run_provider_job(JobqJob *job)
+{
+	UnitRun		run = {0};
+	MemoryContext old;
+
+	run.cxt = AllocSetContextCreate(TopMemoryContext, "jobq provider job", ALLOCSET_DEFAULT_SIZES);
+	old = MemoryContextSwitchTo(run.cxt);
+	run.job = job;
+	jobq_job_begin(job);
+	pgstat_report_activity(STATE_RUNNING, "jobq: calling providers");
+
+	if (try_step(step_provider_load, &run, 0) &&
+		!jobq_job_cancelled(job) &&
+		try_step(step_provider_call, &run, 0))
+		try_step(step_provider_complete, &run, 0);
+
+	if (run.error != NULL && !run.gone)
+		record_error(&run);
+	jobq_job_end(run.error == NULL && !run.gone);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(run.cxt);
+	unit_output = NULL;
+}
+
+/* Jobs that do I/O run here, between transactions: unit jobs and provider jobs. */
+void
+jobq_run_solo_job(JobqJob *job)
+{
+	if (job->units_total > 0)
+		run_unit_job(job);
+	else
+		run_provider_job(job);
 }
 
 /* ---- blobs of purged jobs ---- */

@@ -51,6 +51,7 @@
 #include "utils/uuid.h"
 
 #include "dispatch.h"
+#include "provider.h"
 #include "registry.h"
 #include "shared.h"
 
@@ -309,10 +310,12 @@ poll_and_run(void)
 			jobs = copy_claimed(n);
 	}
 	queue_rotor++;
+	jobq_prewarm_check();
 
 	PopActiveSnapshot();
 	SPI_finish();
 	CommitTransactionCommand();
+	jobq_prewarm_fire();
 
 	if (n > 0)
 	{
