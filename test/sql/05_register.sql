@@ -69,7 +69,16 @@ SELECT count(*) FROM jobq.registrations;
 DROP OWNED BY jobq_reg_admin;
 DROP ROLE jobq_reg_admin;
 
--- the workers of this server, as the view shows them
+-- the workers of this server, as the view shows them (they start once the
+-- test database exists: give them a few seconds)
+DO $$
+BEGIN
+    FOR i IN 1..200 LOOP
+        EXIT WHEN (SELECT count(*) FROM jobq.worker_status) = current_setting('jobq.workers')::int;
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+END
+$$;
 SELECT count(*) = current_setting('jobq.workers')::int AS all_workers,
        bool_and(state IN ('idle', 'running', 'starting')) AS serving
   FROM jobq.worker_status;
