@@ -39,8 +39,7 @@ const STORE_SETTINGS = ['jobq.checkpoint_url', 'jobq.store_retries', 'jobq.store
 
 let pool;
 // everything that identifies this file's jobs in the server log
-const myJobIds = new Set();
-const myTraceIds = new Set();
+const myJobs = new Map(); // job id -> trace id
 const internal = {}; // the job that failed with InternalError: { id, trace }
 
 function connConfig() {
@@ -113,9 +112,8 @@ async function enqueue(type, opts = {}, c = pool) {
   [type, JSON.stringify(opts.payload ?? {}), opts.queue ?? QUEUE, opts.units ?? null,
     opts.maxAttempts ?? null, opts.traceId ?? null]);
   const { id } = r.rows[0];
-  myJobIds.add(id);
   const row = await one('SELECT trace_id FROM jobq.jobs WHERE id = $1', [id]);
-  myTraceIds.add(row.trace_id);
+  myJobs.set(id, row.trace_id);
   return id;
 }
 
@@ -370,8 +368,8 @@ test('enqueue_many under SET jobq.traceparent: the whole batch in that trace', a
   }
   assert.equal(ids.length, 3);
   for (const id of ids) {
-    myJobIds.add(id);
     const row = await waitJob(id);
+    myJobs.set(id, row.trace_id);
     assert.equal(row.status, 2, describe(row));
     assert.equal(row.trace_id, tid);
     assert.equal(row.result.trace, tid, 'each handler sees the trace id');
@@ -589,25 +587,64 @@ test('a unit job whose checkpoint store is down: StoreError 502', async () => {
 
 // ---------------------------------------------------------------- the log
 
-test('expected failures leave no ERROR line; the internal error is logged with job and trace', async (t) => {
+// The log as entries: a message line and the DETAIL/HINT/CONTEXT/STATEMENT
+// lines of the same process that follow it.
+function logEntries(text) {
+  const entries = [];
+  const head = /^\S+ \S+ \S+ \[(\d+)\] ([A-Z]+):/;
+  for (const line of text.split('\n')) {
+    const m = line.match(head);
+    const last = entries.at(-1);
+    if (m && last && m[1] === last.pid && /^(DETAIL|HINT|CONTEXT|STATEMENT|QUERY|LOCATION)$/.test(m[2])) {
+      last.text += `\n${line}`;
+    } else if (m) {
+      entries.push({ pid: m[1], level: m[2], text: line });
+    } else if (last) {
+      last.text += `\n${line}`; // a continuation of a multi-line message
+    }
+  }
+  return entries;
+}
+
+test('expected failures leave no ERROR line; the internal error is logged once with job and trace', async (t) => {
   const log = await serverLog();
   if (!log) {
     t.skip('the server log is not readable from here');
     return;
   }
-  const lines = log.text.split('\n');
+  const entries = logEntries(log.text);
   const mine = ['er boom', 'er invalid', 'er upstream', 'er odd failure', 'er first try',
     'er second try', 'er not there', 'er unit', 'er internal trouble', 'er-lost-worker',
-    ...myJobIds, ...myTraceIds];
-  const noisy = lines.filter((l) => /\bERROR:/.test(l) && mine.some((m) => l.includes(m)));
-  assert.deepEqual(noisy, [], `no ERROR line about this file's jobs in ${log.file}`);
+    ...myJobs.keys(), ...myJobs.values()];
+  const noisy = entries.filter((e) => e.level === 'ERROR' && mine.some((m) => e.text.includes(m)));
+  assert.deepEqual(noisy.map((e) => e.text), [], `no ERROR entry about this file's jobs in ${log.file}`);
 
-  // the internal error: logged (not at ERROR) with its job id and trace id
+  // the internal error: logged once, below ERROR, with its job id and trace id
   assert.ok(internal.id, 'the InternalError test ran');
-  const at = lines.findIndex((l) => l.includes(internal.id) && /er internal trouble/.test(l));
-  assert.ok(at >= 0, `a log line names the job ${internal.id} that failed with an internal error`);
-  assert.ok(!/\bERROR:/.test(lines[at]), `logged below ERROR: ${lines[at]}`);
-  const context = lines.slice(at, at + 5).join('\n');
-  assert.ok(context.includes(internal.trace),
-    `the log lines about it carry the trace id ${internal.trace}:\n${context}`);
+  const about = entries.filter((e) => e.text.includes(internal.id));
+  assert.equal(about.length, 1, `one log entry about job ${internal.id}:\n${
+    about.map((e) => e.text).join('\n')}`);
+  assert.match(about[0].text, /er internal trouble/);
+  assert.notEqual(about[0].level, 'ERROR', 'logged below ERROR');
+  assert.ok(about[0].text.includes(internal.trace),
+    `the entry carries the trace id ${internal.trace}:\n${about[0].text}`);
+});
+
+test('every log entry about a job carries its trace id (issue 5: store failure, internal error)', async (t) => {
+  const log = await serverLog();
+  if (!log) {
+    t.skip('the server log is not readable from here');
+    return;
+  }
+  const entries = logEntries(log.text);
+  const missing = [];
+  let seen = 0;
+  for (const [id, trace] of myJobs) {
+    for (const e of entries.filter((x) => x.text.includes(id))) {
+      seen++;
+      if (!e.text.includes(trace)) missing.push(`job ${id} (trace ${trace}):\n${e.text}`);
+    }
+  }
+  assert.ok(seen >= 2, 'the store failure and the internal error were logged');
+  assert.deepEqual(missing, [], 'log entries naming a job without its trace id');
 });

@@ -80,5 +80,5 @@ BEGIN
 END
 $$;
 SELECT count(*) = current_setting('jobq.workers')::int AS all_workers,
-       bool_and(state IN ('idle', 'running', 'starting')) AS serving
+       bool_and(state IN ('idle', 'running', 'starting', 'waiting for extension')) AS serving
   FROM jobq.worker_status;
