@@ -322,7 +322,7 @@ wake_one_idle_worker(void)
 		JobqWorkerSlot *slot = &jobq_shared->slots[(wake_rotor + i) % n];
 
 		/* unlocked read: a stale state costs one spurious or one missed wake */
-		if (slot->state == JOBQ_WS_IDLE && slot->pgprocno >= 0)
+		if ((slot->state == JOBQ_WS_IDLE || slot->state == JOBQ_WS_WAITING) && slot->pgprocno >= 0)
 		{
 			SetLatch(&GetPGProcByNumber(slot->pgprocno)->procLatch);
 			wake_rotor = (wake_rotor + i + 1) % n;
