@@ -727,6 +727,7 @@ jobq_enqueue_many(PG_FUNCTION_ARGS)
 	bool		one_trace;
 	int32		max_attempts = jobq_default_max_attempts;
 	JobqRegistration *reg;
+	MemoryContext caller = CurrentMemoryContext;
 	Datum		values[9];
 
 	if (PG_ARGISNULL(1))
@@ -756,8 +757,9 @@ jobq_enqueue_many(PG_FUNCTION_ARGS)
 	if (one_trace)
 		new_job_trace_id(fcinfo, -1, shared_trace);
 
-	ids = palloc(sizeof(pg_uuid_t) * n);
-	id_datums = palloc(sizeof(Datum) * n);
+	/* the ids outlive SPI_finish: they are the function's result */
+	ids = MemoryContextAlloc(caller, sizeof(pg_uuid_t) * n);
+	id_datums = MemoryContextAlloc(caller, sizeof(Datum) * n);
 	trace_datums = palloc(sizeof(Datum) * n);
 	for (int i = 0; i < n; i++)
 	{

@@ -51,6 +51,14 @@ SELECT count(*) AS n, bool_and(s.payload = ('{"i": ' || e.ord || '}')::jsonb) AS
        bool_and(s.trace_id ~ '^[0-9a-f]{32}$') AS traced
   FROM e JOIN jobq.jobs s ON s.id = e.id;
 SELECT count(*) FROM jobq.enqueue_many('bulk', '{}'::jsonb[]);
+-- a big batch: every returned id is a job with its payload, in order
+CREATE TEMP TABLE big AS
+  SELECT * FROM jobq.enqueue_many('bigbulk', ARRAY(SELECT jsonb_build_object('i', g)
+                                                FROM generate_series(1, 5000) g))
+       WITH ORDINALITY AS e(id, ord);
+SELECT count(*) AS n, count(DISTINCT e.id) AS distinct_ids,
+       bool_and((s.payload->>'i')::int = e.ord) AS in_order
+  FROM big e JOIN jobq.jobs s ON s.id = e.id;
 SELECT count(DISTINCT trace_id) AS distinct_traces FROM jobq.jobs WHERE job_type = 'bulk';
 
 -- bad input: 22023 naming the value, 54000 over the size limit, nothing created
