@@ -20,17 +20,22 @@ static uint64_t last_seq;
 void
 gw_inbox_push(gw_item *item)
 {
+	bool		was_empty;
+
 	item->next = NULL;
 	pthread_mutex_lock(&lock);
 	if (item->kind == GW_ITEM_EVENT)
 		item->seq = ++last_seq;
+	was_empty = (head == NULL);
 	if (tail)
 		tail->next = item;
 	else
 		head = item;
 	tail = item;
 	pthread_mutex_unlock(&lock);
-	gw_wake();
+	/* a non-empty inbox has a wake-up pending: the loop takes all at once */
+	if (was_empty)
+		gw_wake();
 }
 
 gw_item *

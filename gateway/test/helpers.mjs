@@ -32,6 +32,15 @@ fs.writeFileSync(PUBLIC_KEY_FILE, RSA.publicKey.export({ type: 'spki', format: '
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 export const uuid = () => crypto.randomUUID();
 
+// promise, or a rejection naming what() after ms (the timer does not outlive it)
+export function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error('timed out waiting for ' + (typeof what === 'function' ? what() : what))), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
 const b64url = (buf) => Buffer.from(buf).toString('base64url');
 
 // A signed JWT. claims default to {sub, exp in an hour}; alg HS256 or RS256.
