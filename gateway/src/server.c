@@ -219,6 +219,8 @@ find_asset(const char *path)
 {
 	if (strcmp(path, "/") == 0)
 		path = "/index.html";
+	else if (strcmp(path, "/favicon.ico") == 0)
+		path = "/favicon.svg";
 	for (const gw_asset *a = gw_assets; a->path; a++)
 		if (strcmp(a->path, path) == 0)
 			return a;

@@ -8,6 +8,8 @@
 #                               tenancy policy; prints "extension" or "schema"
 #   test/pg.sh stop DIR
 #
+# GW_STANDIN=1 uses the stand-in schema even when jobq is installed.
+#
 # As root, the server and psql run as the postgres OS user (PostgreSQL refuses root).
 set -euo pipefail
 PGBIN=${PGBIN:-$(pg_config --bindir)}
@@ -67,7 +69,7 @@ start)
     asuser pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null
   fi
   psql_db -d postgres -c "CREATE DATABASE gwtest" -c "CREATE ROLE jobq_gateway LOGIN"
-  if psql_db -d gwtest -c "CREATE EXTENSION jobq" -c "SELECT jobq.grant_client('jobq_gateway')" \
+  if [ -z "${GW_STANDIN:-}" ] && psql_db -d gwtest -c "CREATE EXTENSION jobq" -c "SELECT jobq.grant_client('jobq_gateway')" \
       >"$dir/extension.log" 2>&1; then
     echo extension
   else
