@@ -41,6 +41,7 @@ let pool;
 // everything that identifies this file's jobs in the server log
 const myJobs = new Map(); // job id -> trace id
 const internal = {}; // the job that failed with InternalError: { id, trace }
+let storeChanged = false; // this file changed store settings with ALTER SYSTEM
 
 function connConfig() {
   return {
@@ -272,7 +273,7 @@ before(async () => {
 
 after(async () => {
   try {
-    if (pool) {
+    if (pool && storeChanged) {
       for (const name of STORE_SETTINGS) await q(`ALTER SYSTEM RESET ${name}`);
       await q('SELECT pg_reload_conf()');
     }
@@ -416,8 +417,17 @@ test('fail() with a code the table does not know: status 500, the code kept', as
 test('fail() with retry: requeued with run_at moved forward, then attempt 2 fails for good', async () => {
   const id = await enqueue('er_ext', { queue: EXT_QUEUE, maxAttempts: 2 });
   await claimExternal(id);
-  await q(`SELECT jobq.fail($1, 'er first try')`, [id]);
-  const mid = await one(`SELECT *, run_at > now() AS later FROM jobq.jobs WHERE id = $1`, [id]);
+  // in one transaction, so that now() is a time before the fail()
+  const c = await pool.connect();
+  let mid;
+  try {
+    await c.query('BEGIN');
+    await c.query(`SELECT jobq.fail($1, 'er first try')`, [id]);
+    mid = (await c.query(`SELECT *, run_at > now() AS later FROM jobq.jobs WHERE id = $1`, [id])).rows[0];
+    await c.query('COMMIT');
+  } finally {
+    c.release();
+  }
   assert.equal(mid.status, 0, 'back to Queued');
   assert.equal(mid.later, true, 'run_at moved into the future (backoff)');
   assert.equal(mid.completed_at, null);
@@ -565,6 +575,7 @@ test('a unit job whose checkpoint store is down: StoreError 502', async () => {
   await withStoreLock('exclusive', async () => {
     const port = await closedPort();
     try {
+      storeChanged = true;
       await applySettings({
         'jobq.checkpoint_url': `http://127.0.0.1:${port}/x`,
         'jobq.store_retries': 0,

@@ -209,6 +209,17 @@ before(async () => {
     CREATE OR REPLACE FUNCTION pr_final(j jobq.jobs) RETURNS jsonb
       LANGUAGE sql AS $$
         SELECT jsonb_build_object('units', j.units_total, 'token', j.payload->>'result_token') $$;
+    -- reports progress twice, then fails if the payload says so
+    CREATE OR REPLACE FUNCTION pr_steps(j jobq.jobs) RETURNS jsonb
+      LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM jobq.progress(j.id, 25, 'a quarter');
+        PERFORM jobq.progress(j.id, 75, 'three quarters');
+        IF (j.payload->>'fail')::boolean THEN
+          RAISE EXCEPTION 'pr steps failed';
+        END IF;
+        RETURN '{"steps": 2}';
+      END $$;
     CREATE OR REPLACE FUNCTION pr_whole(j jobq.jobs) RETURNS jsonb
       LANGUAGE sql AS $$
         SELECT jsonb_build_object('ok', true, 'token', j.payload->>'result_token') $$;
@@ -218,6 +229,8 @@ before(async () => {
   [QUEUE]);
   await q(`SELECT jobq.register('pr_whole', 'pr_whole(jobq.jobs)'::regprocedure, queue => $1)`,
     [QUEUE]);
+  await q(`SELECT jobq.register('pr_steps', 'pr_steps(jobq.jobs)'::regprocedure, queue => $1,
+                                max_attempts => 1)`, [QUEUE]);
 });
 
 after(async () => {
@@ -301,6 +314,27 @@ test('a whole-job handler: its claim and its completion each notify', async () =
     assert.equal(n.json.units_done, 0);
   }
   assert.equal(notes[1].json.percent, 100, 'percent 100 at completion');
+});
+
+test('progress() inside a handler: sent with the completion, dropped when the handler fails', async () => {
+  const ok = (await one(`SELECT jobq.enqueue('pr_steps', '{}', queue => $1) AS id`, [QUEUE])).id;
+  const bad = (await one(`SELECT jobq.enqueue('pr_steps', '{"fail": true}', queue => $1) AS id`,
+    [QUEUE])).id;
+  const okRow = await waitJob(ok);
+  const badRow = await waitJob(bad);
+  assert.equal(okRow.status, 2, JSON.stringify(okRow.error));
+  assert.equal(badRow.status, 3, 'the failing handler failed the job');
+  await flush();
+  const okNotes = notesFor(ok);
+  okNotes.forEach(checkShape);
+  assert.deepEqual(okNotes.map((n) => [n.json.status, n.json.percent, n.json.message]),
+    [[1, 0, null], [1, 25, 'a quarter'], [1, 75, 'three quarters'], [2, 100, 'three quarters']],
+    `claim, the handler's two progress() calls, completion:\n${okNotes.map((n) => n.raw).join('\n')}`);
+  const badNotes = notesFor(bad);
+  badNotes.forEach(checkShape);
+  assert.deepEqual(badNotes.map((n) => [n.json.status, n.json.percent]), [[1, 0], [3, 0]],
+    `the failed handler's progress() is rolled back with it:\n${badNotes.map((n) => n.raw).join('\n')}`);
+  assert.ok(badNotes.every((n) => !n.raw.includes('pr steps failed')), 'the error is not on the channel');
 });
 
 test('an external worker: claim, progress(id, 40, msg), complete each notify, in order', async () => {
