@@ -12,6 +12,8 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import WebSocket from 'ws';
 
+export { pg };
+
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const GATEWAY_DIR = path.resolve(here, '..');
 export const BIN = process.env.GW_BIN || path.join(GATEWAY_DIR, 'jobq-gateway');
