@@ -62,10 +62,12 @@ $node->safe_psql('postgres', $setup_sql);
 my $id = $node->safe_psql('postgres', "SELECT jobq.enqueue('lc', '{\"n\": 1}')");
 ok(poll_within($node, "SELECT status FROM jobq.jobs WHERE id = '$id'", '2', 60),
 	'after CREATE EXTENSION a registered job runs');
-is( $node->safe_psql('postgres',
-		"SELECT count(*) FROM jobq.worker_status WHERE state IN ('idle', 'running')"),
-	'2',
-	'the workers are serving the queue');
+# the other worker notices the extension at its next check (up to 1 s)
+ok( poll_within(
+		$node,
+		"SELECT count(*) FROM jobq.worker_status WHERE state IN ('idle', 'running')",
+		'2', 60),
+	'both workers are serving the queue');
 is(activity_worker_pids($node), $pids, 'they are the processes that waited');
 
 # ---- DROP EXTENSION while the workers are idle ----
