@@ -7,6 +7,9 @@
 //   burst:      the same, but each transaction advances every job at once (USERS
 //               events per commit, BURST_ROUNDS commits): what the gateway itself
 //               can deliver when the database is not the limit
+//   ceiling:    raw pg_notify() of well-formed payloads, 10 per job per commit
+//               (CEILING_COMMITS commits): the gateway's own limit, with the
+//               database doing as little as possible
 //   latency:    RATE events per second for SECONDS, paced; figure = time from
 //               sending COMMIT (of the transaction that called jobq.progress) to
 //               the client's 'message' event, for every delivery (median, p95, p99)
@@ -22,6 +25,7 @@ const USERS = Number(process.env.USERS || 100);
 const ROUNDS = Number(process.env.ROUNDS || 30);
 const DRIVERS = Number(process.env.DRIVERS || 4);
 const BURST_ROUNDS = Number(process.env.BURST_ROUNDS || 100);
+const CEILING_COMMITS = Number(process.env.CEILING_COMMITS || 20);
 const RATE = Number(process.env.RATE || 200);
 const SECONDS = Number(process.env.SECONDS || 10);
 const OUT = path.join(h.GATEWAY_DIR, 'bench', 'out');
@@ -150,6 +154,33 @@ async function main() {
   };
   clear();
 
+  // ---- ceiling: raw NOTIFY, 10 events per job per commit
+  clear();
+  delivered = 0;
+  const cExpected = USERS * 10 * CEILING_COMMITS * perUser;
+  const cStart = performance.now();
+  for (let k = 0; k < CEILING_COMMITS; k++) {
+    await dbs[0].query(`SELECT pg_notify('jobq_progress', json_build_object('job_id', j.id, 'user_id', j.user_id,
+        'job_type', j.job_type, 'status', 1, 'percent', s % 101, 'message', 'step ' || s,
+        'units_done', s, 'units_total', 1000)::text)
+      FROM jobq.jobs j, generate_series($2::int, $2::int + 9) AS s
+      WHERE j.id = ANY ($1::uuid[])`, [bJobs, k * 10]);
+  }
+  const cCommitted = performance.now();
+  await h.withTimeout((async () => { while (delivered < cExpected) await h.sleep(5); })(), 60000,
+    () => `ceiling deliveries (${delivered} of ${cExpected})`);
+  const cSeconds = (lastDelivery - cStart) / 1000;
+  const ceiling = {
+    events: USERS * 10 * CEILING_COMMITS,
+    events_per_commit: USERS * 10,
+    deliveries: delivered,
+    commit_seconds: +((cCommitted - cStart) / 1000).toFixed(3),
+    seconds: +cSeconds.toFixed(3),
+    events_per_second: Math.round((USERS * 10 * CEILING_COMMITS) / cSeconds),
+    deliveries_per_second: Math.round(delivered / cSeconds),
+  };
+  clear();
+
   // ---- latency, paced
   const lJobs = [];
   for (const u of users) lJobs.push(await jobs.start(u, { type: 'bench-latency', notify: false }));
@@ -192,7 +223,7 @@ async function main() {
     clients: CLIENTS, users: USERS, clients_per_user: perUser, mode: h.MODE,
     notify: notifyHere ? 'pg_notify from the driver' : 'jobq.progress()',
     connect_seconds: +connectSeconds.toFixed(2),
-    throughput, burst, latency,
+    throughput, burst, ceiling, latency,
     gateway: { dropped_slow: health.dropped_slow, dropped_ping: health.dropped_ping, clients: health.clients },
     machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
   };
@@ -201,7 +232,8 @@ async function main() {
   console.log(JSON.stringify(result, null, 2));
   console.log(`fan-out: ${CLIENTS} clients over ${USERS} users: ${throughput.deliveries_per_second} deliveries/s ` +
     `(${throughput.events} events, one per commit, in ${throughput.seconds} s); ` +
-    `${burst.deliveries_per_second} deliveries/s with ${USERS} events per commit; latency commit->client median ${latency.median_ms} ms, ` +
+    `${burst.deliveries_per_second} deliveries/s with ${USERS} events per commit; ` +
+    `${ceiling.deliveries_per_second} deliveries/s from raw NOTIFY; latency commit->client median ${latency.median_ms} ms, ` +
     `p95 ${latency.p95_ms} ms, p99 ${latency.p99_ms} ms at ${RATE} events/s`);
 
   for (const c of clients) c.close();

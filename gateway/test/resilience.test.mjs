@@ -45,7 +45,7 @@ test('the database restarted mid-stream: the gateway reconnects, resyncs and eve
 });
 
 test('a client that never reads is dropped without stalling the others', async (t) => {
-  const gw = await h.startGateway(['--send-queue', '256']);
+  const gw = await h.startGateway(['--send-queue', '1024']);
   const jobs = await h.Jobs.open();
   try {
     const user = h.uuid();

@@ -47,7 +47,7 @@ else
   files=(test/*.test.mjs)
 fi
 
-asuser env HOME="$WORK/home" GW_BIN="$GW/jobq-gateway" GW_PGHOST=127.0.0.1 GW_PGPORT="$port" \
+asuser env HOME="$WORK/home" GW_BIN="${GW_BIN:-$GW/jobq-gateway}" GW_PGHOST=127.0.0.1 GW_PGPORT="$port" \
   GW_PGDATA="$WORK/pg/data" GW_MODE="$mode" GW_SCRATCH="$WORK/scratch" GW_ARTIFACTS="$GW/test/artifacts" \
   node --test --test-reporter=tap --test-concurrency=1 "${files[@]}" 2>&1 | tee "$WORK/tap.log"
 
