@@ -57,7 +57,7 @@ AS $$
                CASE WHEN j.locked_by LIKE 'jobq:%' THEN 'the worker running this job was lost'
                     ELSE format('no heartbeat from %s since %s', j.locked_by, j.heartbeat_at) END AS why
           FROM jobq.jobs j LEFT JOIN jobq.registrations r ON r.job_type = j.job_type
-         WHERE j.status = 1
+         WHERE j.status = 1 AND j.started_at IS NOT NULL
            AND CASE WHEN j.locked_by LIKE 'jobq:%' THEN NOT jobq._holder_alive(j.locked_by)
                     ELSE include_external
                          AND j.heartbeat_at < now() - coalesce(stale_after, r.timeout,

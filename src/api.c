@@ -92,13 +92,12 @@ static JobqPlan enqueue_many_plan = {
  * whole row (type jobq.jobs); the rest are the fields the workers need.
  */
 static JobqPlan claim_plan = {
-	"WITH c AS (SELECT id FROM jobq.jobs"
+	"UPDATE jobq.jobs j SET status = 1, attempts = j.attempts + 1, locked_by = $2,"
+	"  started_at = pg_catalog.now(), heartbeat_at = pg_catalog.now()"
+	" WHERE j.id = ANY (ARRAY (SELECT id FROM jobq.jobs"
 	"  WHERE status = 0 AND queue = $1 AND run_at <= pg_catalog.now()"
 	"    AND ($4 IS NULL OR job_type = ANY ($4))"
-	"  ORDER BY priority DESC, run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)"
-	" UPDATE jobq.jobs j SET status = 1, attempts = j.attempts + 1, locked_by = $2,"
-	"  started_at = pg_catalog.now(), heartbeat_at = pg_catalog.now()"
-	" FROM c WHERE j.id = c.id"
+	"  ORDER BY priority DESC, run_at, id LIMIT $3 FOR UPDATE SKIP LOCKED))"
 	" RETURNING j, j.id, j.job_type, j.trace_id, j.attempts, j.max_attempts,"
 	"  j.units_total, j.units_done, j.priority, j.run_at, j.user_id",
 	4, {TEXTOID, TEXTOID, INT4OID, TEXTARRAYOID}
@@ -139,10 +138,9 @@ static JobqPlan complete_plan = {
 };
 
 static JobqPlan complete_many_plan = {
-	"UPDATE jobq.jobs j SET status = 2, result = t.result, completed_at = pg_catalog.clock_timestamp(),"
-	" locked_by = NULL, progress_percent = 100"
-	" FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS t(id, result)"
-	" WHERE j.id = t.id AND j.status = 1 AND ($3::text IS NULL OR j.locked_by = $3)"
+	"UPDATE jobq.jobs j SET status = 2, result = ($2)[pg_catalog.array_position($1, j.id)],"
+	" completed_at = pg_catalog.clock_timestamp(), locked_by = NULL, progress_percent = 100"
+	" WHERE j.id = ANY ($1) AND j.status = 1 AND ($3::text IS NULL OR j.locked_by = $3)"
 	" AND ($4::uuid IS NULL OR j.user_id = $4) RETURNING j.id, j",
 	4, {UUIDARRAYOID, JSONBARRAYOID, TEXTOID, UUIDOID}
 };
@@ -183,7 +181,15 @@ jobq_plan_exec(JobqPlan *p, Datum *values, const char *nulls, bool read_only, lo
 
 	if (p->plan == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(p->sql, p->nargs, p->argtypes);
+		/*
+		 * Always the generic plan: every statement here is a key lookup or
+		 * a short index scan, written so that its generic plan is the right
+		 * one (ids as "= ANY (array)", never joins that a row estimate could
+		 * turn into a hash join), and re-planning each call would cost more
+		 * than the statement.
+		 */
+		SPIPlanPtr	plan = SPI_prepare_cursor(p->sql, p->nargs, p->argtypes,
+											  CURSOR_OPT_GENERIC_PLAN);
 
 		if (plan == NULL)
 			elog(ERROR, "jobq: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -288,6 +294,35 @@ jobq_complete_held(const pg_uuid_t *id, Datum result, bool result_null, const ch
 	notify_rows(1);
 	jobq_count(JOBQ_C_COMPLETED, 1);
 	return true;
+}
+
+/*
+ * Complete n Processing jobs held by holder, with their results, in one
+ * UPDATE.  Returns how many were still ours; their ids are column 1 of
+ * SPI_tuptable.  Notifies and counts only when all n were.  Needs SPI.
+ */
+uint64
+jobq_complete_held_many(Datum *ids, Datum *results, bool *result_nulls, int n,
+						const char *holder)
+{
+	Datum		values[4];
+	char		nulls[5] = "   n";
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	uint64		done;
+
+	values[0] = PointerGetDatum(construct_array(ids, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+	values[1] = PointerGetDatum(construct_md_array(results, result_nulls, 1, dims, lbs,
+												   JSONBOID, -1, false, TYPALIGN_INT));
+	values[2] = CStringGetTextDatum(holder);
+	values[3] = (Datum) 0;
+	done = jobq_plan_exec(&complete_many_plan, values, nulls, false, 0);
+	if (done == (uint64) n)
+	{
+		notify_rows(2);
+		jobq_count(JOBQ_C_COMPLETED, n);
+	}
+	return done;
 }
 
 /*

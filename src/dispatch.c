@@ -34,6 +34,7 @@
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/elog.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -52,13 +53,6 @@ static volatile sig_atomic_t in_handler = false;
 static volatile sig_atomic_t cancel_hit = false;
 static volatile sig_atomic_t timeout_hit = false;
 static pg_uuid_t running_job;
-
-typedef enum JobOutcome
-{
-	JOB_DONE,
-	JOB_FAILED,
-	JOB_GONE					/* no longer ours: cancelled or rescued */
-} JobOutcome;
 
 static const char *release_sql =
 "UPDATE jobq.jobs SET status = 0, attempts = attempts - 1, locked_by = NULL"
@@ -102,6 +96,15 @@ jobq_handler_begin(int64 timeout_ms)
 	timeout_hit = false;
 	pg_compiler_barrier();
 	in_handler = true;
+	pg_memory_barrier();
+	/* a cancel that came after job_begin but before in_handler was set */
+	if (jobq_worker != NULL &&
+		memcmp(&jobq_worker->slot->cancel_job, &running_job, sizeof(pg_uuid_t)) == 0)
+	{
+		cancel_hit = true;
+		InterruptPending = true;
+		QueryCancelPending = true;
+	}
 	if (timeout_ms > 0)
 		enable_timeout_after(jobq_timeout_id, (int) Min(timeout_ms, (int64) INT_MAX));
 }
@@ -150,16 +153,24 @@ jobq_job_begin(JobqJob *job)
 }
 
 void
-jobq_job_end(bool ok)
+jobq_job_end(void)
 {
 	JobqWorkerSlot *slot = jobq_worker->slot;
 
 	SpinLockAcquire(&jobq_shared->mutex);
 	slot->has_job = false;
-	if (ok)
-		slot->jobs_done++;
-	else
-		slot->jobs_failed++;
+	SpinLockRelease(&jobq_shared->mutex);
+}
+
+/* Count finished jobs in this worker's slot, once they are committed. */
+void
+jobq_count_jobs(int done, int failed)
+{
+	JobqWorkerSlot *slot = jobq_worker->slot;
+
+	SpinLockAcquire(&jobq_shared->mutex);
+	slot->jobs_done += done;
+	slot->jobs_failed += failed;
 	SpinLockRelease(&jobq_shared->mutex);
 }
 
@@ -228,14 +239,17 @@ unexpected_error(ErrorData *edata)
 		class == ERRCODE_TO_CATEGORY(ERRCODE_SYSTEM_ERROR);
 }
 
-/* Has a committed cancel() asked to stop this job? */
+/* Has a committed cancel() stopped this job, running or waiting in our batch? */
 bool
 jobq_job_cancelled(JobqJob *job)
 {
+	JobqWorkerSlot *slot = jobq_worker->slot;
 	bool		cancelled;
 
 	SpinLockAcquire(&jobq_shared->mutex);
-	cancelled = memcmp(&jobq_worker->slot->cancel_job, &job->id, sizeof(pg_uuid_t)) == 0;
+	cancelled = memcmp(&slot->cancel_job, &job->id, sizeof(pg_uuid_t)) == 0;
+	for (int i = 0; i < JOBQ_CANCEL_RING && !cancelled; i++)
+		cancelled = memcmp(&slot->cancelled[i], &job->id, sizeof(pg_uuid_t)) == 0;
 	SpinLockRelease(&jobq_shared->mutex);
 	return cancelled;
 }
@@ -303,22 +317,27 @@ jobq_record_job_error(int64 timeout_ms, JobqJob *job, ErrorData *edata, int chec
 	return requeued;
 }
 
-/* Run a whole-job handler and complete its job, all in one subtransaction. */
-static JobOutcome
-run_handler_job(JobqRegistry *registry, JobqRegistration *reg, JobqJob *job)
+/*
+ * Run a whole-job handler in a subtransaction.  On success its result is
+ * kept in `keep` for the batch's completion; on failure the failure is
+ * recorded at once (retry rules of fail) and false returned.  Also keeps
+ * a moving average of how long the job type's handlers take.
+ */
+static bool
+run_handler(JobqRegistry *registry, JobqRegistration *reg, JobqJob *job, MemoryContext keep,
+			Datum *result, bool *isnull)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
-	volatile JobOutcome outcome = JOB_DONE;
 	ErrorData  *volatile edata = NULL;
+	TimestampTz t0 = GetCurrentTimestamp();
 
 	jobq_job_begin(job);
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		Datum		result;
-		bool		isnull;
+		Datum		out;
 
 		if (reg->handler_plan == NULL)
 		{
@@ -327,17 +346,18 @@ run_handler_job(JobqRegistry *registry, JobqRegistration *reg, JobqJob *job)
 			argtypes[0] = registry->jobs_type;
 			reg->handler_plan = jobq_prepare_call(reg->handler, 1, argtypes);
 		}
-		result = jobq_call_as_owner(reg, reg->handler_plan, &job->row, &isnull);
-		if (!isnull)
-			jobq_check_payload(result, "handler result");
-		if (!jobq_complete_held(&job->id, result, isnull, jobq_worker->holder))
+		out = jobq_call_as_owner(reg, reg->handler_plan, &job->row, isnull);
+		if (!*isnull)
 		{
-			outcome = JOB_GONE;
-			RollbackAndReleaseCurrentSubTransaction();
+			MemoryContext old;
+
+			jobq_check_payload(out, "handler result");
+			old = MemoryContextSwitchTo(keep);
+			*result = datumCopy(out, false, -1);
+			MemoryContextSwitchTo(old);
 		}
-		else
-			ReleaseCurrentSubTransaction();
 		SPI_freetuptable(SPI_tuptable);
+		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
 	}
@@ -350,17 +370,17 @@ run_handler_job(JobqRegistry *registry, JobqRegistration *reg, JobqJob *job)
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
-		outcome = JOB_FAILED;
 	}
 	PG_END_TRY();
 
+	reg->avg_us = (reg->avg_us * 7 + (GetCurrentTimestamp() - t0)) / 8;
 	if (edata != NULL)
 	{
 		jobq_record_job_error(reg->timeout_ms, job, edata, job->units_done);
 		FreeErrorData(edata);
 	}
-	jobq_job_end(outcome == JOB_DONE);
-	return outcome;
+	jobq_job_end();
+	return edata == NULL;
 }
 
 /* Give back a job whose type was unregistered after it was claimed. */
@@ -374,50 +394,127 @@ release_job(JobqJob *job)
 		elog(ERROR, "jobq: could not release job");
 }
 
-/* Run a claimed batch; see the file header for the transaction layout. */
+/* A handler type this slow runs at the start of a batch transaction. */
+#define SLOW_HANDLER_US ((int64) jobq_batch_time_ms * 250)
+
+/*
+ * Run a claimed batch; see the file header for the transaction layout.
+ *
+ * Each batch transaction runs handlers one after another, each in its own
+ * subtransaction, and then completes all the successful ones with one
+ * UPDATE that re-checks that every job is still Processing under our
+ * token.  If one is not (cancelled or rescued meanwhile), the whole
+ * transaction is rolled back, so no handler's writes survive without their
+ * job's completion, and it runs again without that job.
+ */
 void
 jobq_run_batch(JobqJob *jobs, int njobs)
 {
-	int			i = 0;
+	int			start = 0;
+	int			redo = 0;
+	MemoryContext batch = AllocSetContextCreate(TopMemoryContext, "jobq batch run",
+												ALLOCSET_DEFAULT_SIZES);
+	MemoryContext keep = AllocSetContextCreate(batch, "jobq batch results",
+											   ALLOCSET_DEFAULT_SIZES);
+	bool	   *gone = MemoryContextAllocZero(batch, sizeof(bool) * njobs);
+	Datum	   *ids = MemoryContextAlloc(batch, sizeof(Datum) * njobs);
+	Datum	   *results = MemoryContextAlloc(batch, sizeof(Datum) * njobs);
+	bool	   *result_nulls = MemoryContextAlloc(batch, sizeof(bool) * njobs);
 
 	pgstat_report_activity(STATE_RUNNING, "jobq: running jobs");
-	while (i < njobs)
+	while (start < njobs)
 	{
 		TimestampTz started;
 		JobqRegistry *reg;
-		JobqJob    *solo;
+		JobqJob    *solo = NULL;
+		int			i = start;
+		int			ndone = 0;
+		int			nfailed = 0;
+		uint64		completed;
 
+		MemoryContextReset(keep);
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		reg = jobq_registry();
 		started = GetCurrentTimestamp();
-		solo = NULL;
-		do
+		while (i < njobs)
 		{
-			JobqJob    *job = &jobs[i++];
-			JobqRegistration *r = jobq_registration(reg, job->job_type);
+			JobqJob    *job = &jobs[i];
+			JobqRegistration *r;
 
-			CHECK_FOR_INTERRUPTS();
-			if (r == NULL)
-				release_job(job);
-			else if (r->kind == JOBQ_KIND_HANDLER)
-				run_handler_job(reg, r, job);
-			else
+			if (gone[i])
+			{
+				i++;
+				continue;
+			}
+			r = jobq_registration(reg, job->job_type);
+			if (r != NULL && r->kind != JOBQ_KIND_HANDLER)
 			{
 				/* unit and provider jobs do I/O: they run between transactions */
-				solo = job;
+				if (i == start)
+				{
+					solo = job;
+					i++;
+				}
 				break;
 			}
-		} while (i < njobs &&
-				 !TimestampDifferenceExceeds(started, GetCurrentTimestamp(), jobq_batch_time_ms));
+			/* a slow handler would hold the finished ones back: commit them first */
+			if (r != NULL && i > start && r->avg_us > SLOW_HANDLER_US)
+				break;
+			i++;
+			CHECK_FOR_INTERRUPTS();
+			if (jobq_job_cancelled(job))
+				gone[i - 1] = true;		/* cancelled while it waited in the batch */
+			else if (r == NULL)
+				release_job(job);
+			else if (run_handler(reg, r, job, keep, &results[ndone], &result_nulls[ndone]))
+				ids[ndone++] = UUIDPGetDatum(&job->id);
+			else
+				nfailed++;
+			if (TimestampDifferenceExceeds(started, GetCurrentTimestamp(), jobq_batch_time_ms))
+				break;
+		}
+
+		completed = ndone ? jobq_complete_held_many(ids, results, result_nulls, ndone,
+													jobq_worker->holder) : 0;
+		if (completed < (uint64) ndone)
+		{
+			/* some job stopped being ours: note which, undo it all, run again */
+			for (int k = 0; k < ndone; k++)
+			{
+				bool		found = false;
+
+				for (uint64 m = 0; m < completed && !found; m++)
+				{
+					bool		isnull;
+
+					found = memcmp(DatumGetPointer(SPI_getbinval(SPI_tuptable->vals[m],
+																 SPI_tuptable->tupdesc, 1, &isnull)),
+								   DatumGetPointer(ids[k]), UUID_LEN) == 0;
+				}
+				if (!found)
+					for (int j = start; j < i; j++)
+						if (memcmp(&jobs[j].id, DatumGetPointer(ids[k]), UUID_LEN) == 0)
+							gone[j] = true;
+			}
+			PopActiveSnapshot();
+			SPI_finish();
+			AbortCurrentTransaction();
+			if (++redo > njobs)
+				elog(ERROR, "jobq: batch kept changing under the worker");
+			continue;
+		}
 		PopActiveSnapshot();
 		SPI_finish();
 		CommitTransactionCommand();
+		jobq_count_jobs(ndone, nfailed);
+		start = i;
 		if (solo != NULL)
 			jobq_run_solo_job(solo);
 	}
+	MemoryContextDelete(batch);
 	SetConfigOption("jobq.job_id", "", PGC_USERSET, PGC_S_SESSION);
 	SetConfigOption("jobq.trace_id", "", PGC_USERSET, PGC_S_SESSION);
 }

@@ -45,7 +45,8 @@ extern TimeoutId jobq_timeout_id;	/* the per-type handler timeout */
 /* dispatch.c */
 extern void jobq_run_batch(JobqJob *jobs, int njobs);
 extern void jobq_job_begin(JobqJob *job);
-extern void jobq_job_end(bool ok);
+extern void jobq_job_end(void);
+extern void jobq_count_jobs(int done, int failed);
 extern bool jobq_job_cancelled(JobqJob *job);
 extern void jobq_handler_begin(int64 timeout_ms);
 extern void jobq_handler_end(void);

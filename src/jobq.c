@@ -125,15 +125,19 @@ jobq_shared_available(void)
 static void
 jobq_define_settings(void)
 {
-	DefineCustomStringVariable("jobq.database",
-							   "Database whose queue the in-server workers serve.",
-							   NULL, &jobq_database, "postgres",
-							   PGC_POSTMASTER, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("jobq.workers",
-							"Number of in-server worker processes.",
-							"Needs jobq in shared_preload_libraries.",
-							&jobq_workers, 2, 0, JOBQ_MAX_WORKERS,
-							PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	/* postmaster settings can only be defined while preloading */
+	if (process_shared_preload_libraries_in_progress)
+	{
+		DefineCustomStringVariable("jobq.database",
+								   "Database whose queue the in-server workers serve.",
+								   NULL, &jobq_database, "postgres",
+								   PGC_POSTMASTER, 0, NULL, NULL, NULL);
+		DefineCustomIntVariable("jobq.workers",
+								"Number of in-server worker processes.",
+								"Needs jobq in shared_preload_libraries.",
+								&jobq_workers, 2, 0, JOBQ_MAX_WORKERS,
+								PGC_POSTMASTER, 0, NULL, NULL, NULL);
+	}
 	DefineCustomIntVariable("jobq.poll_interval_min",
 							"Idle workers first sleep this long between polls.",
 							NULL, &jobq_poll_interval_min_ms, 10, 1, 3600 * 1000,

@@ -80,6 +80,8 @@ extern uint64 jobq_claim_rows(const char *queue, const char *holder, int max_job
 							  Datum job_types);
 extern bool jobq_complete_held(const pg_uuid_t *id, Datum result, bool result_null,
 							   const char *holder);
+extern uint64 jobq_complete_held_many(Datum *ids, Datum *results, bool *result_nulls, int n,
+									  const char *holder);
 extern bool jobq_record_failure(const pg_uuid_t *id, const char *holder, const char *trace_id,
 								int attempts, int max_attempts, int checkpoints,
 								const char *code, int http_status, const char *message,

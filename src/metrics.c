@@ -62,12 +62,16 @@ queue_gauges(StringInfo buf)
 {
 	uint64		n;
 
-	if (SPI_execute("SELECT queue, count(*) FILTER (WHERE status = 0),"
-					" count(*) FILTER (WHERE status = 1),"
-					" count(*) FILTER (WHERE status = 1 OR run_at <= now()),"
-					" coalesce(extract(epoch FROM now() - min(run_at) FILTER"
-					"   (WHERE status = 0 AND run_at <= now())), 0)"
-					" FROM jobq.jobs WHERE status IN (0, 1) GROUP BY queue ORDER BY queue",
+	/* each half reads its own partial index */
+	if (SPI_execute("SELECT queue, sum(queued), sum(processing), sum(due), coalesce(max(age), 0)"
+					" FROM (SELECT queue, count(*) AS queued, 0 AS processing,"
+					"        count(*) FILTER (WHERE run_at <= now()) AS due,"
+					"        extract(epoch FROM now() - min(run_at) FILTER (WHERE run_at <= now())) AS age"
+					"       FROM jobq.jobs WHERE status = 0 GROUP BY queue"
+					"       UNION ALL"
+					"       SELECT queue, 0, count(*), count(*), NULL FROM jobq.jobs"
+					"       WHERE status = 1 AND started_at IS NOT NULL GROUP BY queue) s"
+					" GROUP BY queue ORDER BY queue",
 					true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "jobq: could not read queue gauges");
 	n = SPI_processed;

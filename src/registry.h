@@ -33,6 +33,7 @@ typedef struct JobqRegistration
 	/* the worker's saved plans, made on first use */
 	SPIPlanPtr	handler_plan;
 	SPIPlanPtr	finalizer_plan;
+	int64		avg_us;			/* moving average of its handlers' run time */
 } JobqRegistration;
 
 /* A weighted validator of one job type (SPEC section 10). */

@@ -125,11 +125,15 @@ jobq_interrupt_job(const char *holder, const pg_uuid_t *job_id)
 		return;
 	slot = &jobq_shared->slots[slotno];
 	SpinLockAcquire(&jobq_shared->mutex);
-	if (slot->token == token && slot->has_job &&
-		memcmp(&slot->job_id, job_id, sizeof(pg_uuid_t)) == 0)
+	if (slot->token == token)
 	{
-		slot->cancel_job = *job_id;
-		pid = slot->pid;
+		/* remembered, so a job still waiting in the worker's batch is skipped */
+		slot->cancelled[slot->cancelled_next++ % JOBQ_CANCEL_RING] = *job_id;
+		if (slot->has_job && memcmp(&slot->job_id, job_id, sizeof(pg_uuid_t)) == 0)
+		{
+			slot->cancel_job = *job_id;
+			pid = slot->pid;
+		}
 	}
 	SpinLockRelease(&jobq_shared->mutex);
 	if (pid != 0)

@@ -19,6 +19,7 @@
 #include "storage/spin.h"
 
 #define JOBQ_MAX_WORKERS	64
+#define JOBQ_CANCEL_RING	16	/* recent cancels of jobs a worker holds */
 
 /* What a worker is doing: shown by jobq.worker_status. */
 typedef enum JobqWorkerState
@@ -39,6 +40,8 @@ typedef struct JobqWorkerSlot
 	bool		has_job;
 	pg_uuid_t	job_id;			/* job whose handler runs now, if has_job */
 	pg_uuid_t	cancel_job;		/* set by a committed cancel() of job_id */
+	pg_uuid_t	cancelled[JOBQ_CANCEL_RING];	/* cancelled jobs it holds, waiting */
+	uint32		cancelled_next;
 	int			poll_delay_ms;
 	int64		jobs_done;
 	int64		jobs_failed;

@@ -644,7 +644,8 @@ run_unit_job(JobqJob *job)
 
 	if (run.error != NULL && !run.gone)
 		record_error(&run);
-	jobq_job_end(run.error == NULL && !run.gone);
+	jobq_job_end();
+	jobq_count_jobs(run.error == NULL && !run.gone, run.error != NULL);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(run.cxt);
 	unit_output = NULL;
@@ -721,7 +722,8 @@ run_provider_job(JobqJob *job)
 
 	if (run.error != NULL && !run.gone)
 		record_error(&run);
-	jobq_job_end(run.error == NULL && !run.gone);
+	jobq_job_end();
+	jobq_count_jobs(run.error == NULL && !run.gone, run.error != NULL);
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(run.cxt);
 	unit_output = NULL;

@@ -12,9 +12,10 @@
  *
  * One poll: in one transaction, check that the extension exists, load the
  * registry if it changed, and claim up to jobq.batch_size due jobs of the
- * registered types from one queue; commit (asynchronously: a lost claim only
- * leaves the job Queued, and the next synchronous commit flushes it anyway).
- * Then dispatch.c runs the batch in transactions of its own.  Committing
+ * registered types from one queue; commit.  The claim commits synchronously:
+ * its attempt must be on disk before a handler runs, or a handler that
+ * crashes the server would get its attempt back at every restart and crash
+ * it forever.  Then dispatch.c runs the batch in transactions of its own.  Committing
  * the claim before any handler runs keeps every job either done with its
  * effects or, after a crash, Processing under a dead holder token.
  *
@@ -28,6 +29,8 @@
  *-------------------------------------------------------------------------
  */
 #include "jobq.h"
+
+#include <malloc.h>
 
 #include "access/xact.h"
 #include "commands/extension.h"
@@ -251,6 +254,17 @@ copy_claimed(uint64 n)
 	}
 	qsort(jobs, n, sizeof(JobqJob), job_cmp);
 	MemoryContextSwitchTo(old);
+
+	/*
+	 * A job claimed now was queued again since any cancel we remember of it
+	 * (retry): forget those, or it would be skipped and left Processing.
+	 */
+	SpinLockAcquire(&jobq_shared->mutex);
+	for (uint64 i = 0; i < n; i++)
+		for (int k = 0; k < JOBQ_CANCEL_RING; k++)
+			if (memcmp(&worker_state.slot->cancelled[k], &jobs[i].id, sizeof(pg_uuid_t)) == 0)
+				memset(&worker_state.slot->cancelled[k], 0, sizeof(pg_uuid_t));
+	SpinLockRelease(&jobq_shared->mutex);
 	return jobs;
 }
 
@@ -296,10 +310,6 @@ poll_and_run(void)
 	if (need_rescue)
 		rescue_orphans();
 
-	/* a lost claim commit only leaves its jobs Queued: do not wait for it */
-	(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_LOCAL, true, 0, false);
-
 	reg = jobq_registry();
 	for (int k = 0; reg != NULL && k < reg->nqueues && n == 0; k++)
 	{
@@ -334,6 +344,18 @@ poll_and_run(void)
 	return (int) n;
 }
 
+/* After an error: is the extension gone from the database? */
+static bool
+extension_gone(void)
+{
+	bool		gone;
+
+	StartTransactionCommand();
+	gone = !OidIsValid(get_extension_oid("jobq", true));
+	CommitTransactionCommand();
+	return gone;
+}
+
 /*
  * One poll, with errors in the worker's own SQL caught: the transaction is
  * rolled back, the error logged once, and the worker takes a new token so
@@ -351,9 +373,11 @@ poll_once(void)
 	}
 	PG_CATCH();
 	{
+		ErrorData  *edata;
+
 		HOLD_INTERRUPTS();
 		MemoryContextSwitchTo(cxt);
-		EmitErrorReport();
+		edata = CopyErrorData();
 		FlushErrorState();
 		AbortOutOfAnyTransaction();
 		jobq_dispatch_reset();
@@ -361,6 +385,10 @@ poll_once(void)
 		new_token();
 		need_rescue = true;
 		RESUME_INTERRUPTS();
+
+		/* DROP EXTENSION under a poll is not worth more than a debug line */
+		edata->elevel = extension_gone() ? DEBUG1 : LOG;
+		ThrowErrorData(edata);
 		n = POLL_ERROR;
 	}
 	PG_END_TRY();
@@ -376,6 +404,15 @@ jobq_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, die);
 	pqsignal(SIGINT, jobq_sigint_handler);
 	BackgroundWorkerUnblockSignals();
+
+	/*
+	 * Every statement builds and frees executor memory; with glibc's default
+	 * trim threshold the heap top is returned to the kernel and faulted in
+	 * again thousands of times a second.  Keep it.
+	 */
+	mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
+	mallopt(M_TOP_PAD, 16 * 1024 * 1024);
+	mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
 
 	slot_attach(DatumGetInt32(main_arg));
 	BackgroundWorkerInitializeConnection(jobq_database, NULL, 0);
