@@ -208,7 +208,7 @@ audience_ok(json_t *claims, const char *want)
 }
 
 gw_auth_result
-gw_auth_verify(const char *token, gw_uuid sub)
+gw_auth_verify(const char *token, gw_uuid sub, double *expiry)
 {
 	jwt_alg_t	alg;
 	jwt_t	   *jwt = NULL;
@@ -266,5 +266,7 @@ gw_auth_verify(const char *token, gw_uuid sub)
 			 !gw_uuid_parse(s, strlen(s), sub))
 		r = GW_AUTH_SUBJECT;
 	json_decref(claims);
+	if (r == GW_AUTH_OK)
+		*expiry = exp;
 	return r;
 }

@@ -24,8 +24,8 @@ typedef enum gw_auth_result
 /* Load the secret and key named in gw_conf; false (logged) when unusable. */
 bool		gw_auth_init(void);
 
-/* Verify a token; on success sub holds the user id. */
-gw_auth_result gw_auth_verify(const char *token, gw_uuid sub);
+/* Verify a token; on success sub holds the user id and exp its expiry (Unix time). */
+gw_auth_result gw_auth_verify(const char *token, gw_uuid sub, double *exp);
 
 /* A short reason for logs and the 401 body (never contains the token). */
 const char *gw_auth_reason(gw_auth_result r);

@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define USER_BUCKETS 4096
 #define WRITES_PER_CALLBACK 64
@@ -66,6 +67,8 @@ struct gw_client
 	held	   *held;
 	int			nheld;
 
+	double		token_exp;		/* Unix time after which the client is closed */
+	bool		expiring;		/* close with 1008 when writeable */
 	bool		closing;		/* no more queueing; close when writeable */
 	bool		ping_due;
 	int64_t		ping_sent_us;	/* 0: no ping awaiting its pong */
@@ -191,7 +194,8 @@ resync(gw_client *c)
 }
 
 gw_client *
-gw_hub_add(struct lws *wsi, const gw_uuid user, const gw_uuid *jobs, int njobs)
+gw_hub_add(struct lws *wsi, const gw_uuid user, double token_exp,
+		   const gw_uuid *jobs, int njobs)
 {
 	gw_user    *u;
 	gw_client  *c;
@@ -217,6 +221,7 @@ gw_hub_add(struct lws *wsi, const gw_uuid user, const gw_uuid *jobs, int njobs)
 	if (njobs > 0)
 		memcpy(c->jobs, jobs, sizeof(gw_uuid) * (size_t) njobs);
 	c->njobs = njobs;
+	c->token_exp = token_exp;
 
 	u = find_user(user);
 	if (!u)
@@ -297,8 +302,12 @@ gw_hub_writeable(gw_client *c)
 
 	if (c->closing)
 	{
-		lws_close_reason(c->wsi, LWS_CLOSE_STATUS_GOINGAWAY,
-						 (unsigned char *) "gateway shutting down", 21);
+		if (c->expiring)
+			lws_close_reason(c->wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION,
+							 (unsigned char *) "token expired", 13);
+		else
+			lws_close_reason(c->wsi, LWS_CLOSE_STATUS_GOINGAWAY,
+							 (unsigned char *) "gateway shutting down", 21);
 		return -1;
 	}
 	if (c->ping_due)
@@ -463,12 +472,26 @@ gw_hub_tick(void)
 	int64_t		now = gw_now_us();
 	int64_t		interval = (int64_t) gw_conf.ping_interval * 1000000;
 	int64_t		timeout = (int64_t) gw_conf.ping_timeout * 1000000;
+	double		wall = (double) time(NULL);
 
 	for (gw_client *c = all_clients; c; c = c->all_next)
 	{
 		if (c->closing)
 			continue;
-		if (c->ping_sent_us && now - c->ping_sent_us > timeout)
+		if (wall > c->token_exp + gw_conf.jwt_leeway)
+		{
+			/* a token is checked at the handshake; its expiry still ends the stream */
+			gw_stats.expired++;
+			gw_log(GW_LOG_INFO, "closing client %llu of user %s: token expired",
+				   (unsigned long long) c->serial, c->user->id);
+			c->closing = true;
+			c->expiring = true;
+			free_queues(c);
+			lws_callback_on_writable(c->wsi);
+			/* and if the close frame cannot be written, lws ends it in 5 s */
+			lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, 5);
+		}
+		else if (c->ping_sent_us && now - c->ping_sent_us > timeout)
 		{
 			gw_stats.dropped_ping++;
 			drop(c, "no pong within the ping timeout");

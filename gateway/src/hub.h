@@ -19,12 +19,14 @@ typedef struct gw_hub_stats
 	uint64_t	delivered;		/* messages written to clients */
 	uint64_t	dropped_slow;	/* clients closed for a full send queue */
 	uint64_t	dropped_ping;	/* clients closed for a missing pong */
+	uint64_t	expired;		/* clients closed when their token expired */
 } gw_hub_stats;
 
 extern gw_hub_stats gw_stats;
 
 /* Register an authenticated WebSocket; NULL when a limit says no. */
-gw_client  *gw_hub_add(struct lws *wsi, const gw_uuid user, const gw_uuid *jobs, int njobs);
+gw_client  *gw_hub_add(struct lws *wsi, const gw_uuid user, double token_exp,
+					   const gw_uuid *jobs, int njobs);
 void		gw_hub_remove(gw_client *c);
 
 /* Connections the user has now. */
@@ -37,7 +39,7 @@ void		gw_hub_pong(gw_client *c);
 /* Hand everything in the inbox to the clients entitled to it. */
 void		gw_hub_dispatch(void);
 
-/* Once a second: pings and pong deadlines. */
+/* Once a second: pings, pong deadlines, expired tokens. */
 void		gw_hub_tick(void);
 
 /* Close every client with 1001 (going away). */

@@ -35,6 +35,7 @@ typedef struct hub_request
 {
 	gw_auth_result auth;
 	gw_uuid		sub;
+	double		exp;			/* the token's exp, Unix time */
 	int			njobs;
 	gw_uuid    *jobs;			/* gw_conf.max_jobs_per_client entries */
 	const char *bad;			/* a 400 reason, or NULL */
@@ -96,7 +97,7 @@ read_hub_request(struct lws *wsi, hub_request *req)
 				continue;
 			}
 			have_token = true;
-			req->auth = gw_auth_verify(arg + 13, req->sub);
+			req->auth = gw_auth_verify(arg + 13, req->sub, &req->exp);
 		}
 		else if (strncmp(arg, "job_id=", 7) == 0)
 		{
@@ -201,7 +202,7 @@ established(struct lws *wsi, session *s)
 		free(req.jobs);
 		return -1;
 	}
-	s->client = gw_hub_add(wsi, req.sub, req.jobs, req.njobs);
+	s->client = gw_hub_add(wsi, req.sub, req.exp, req.jobs, req.njobs);
 	if (!s->client)
 	{
 		free(req.jobs);
@@ -274,14 +275,16 @@ http_request(struct lws *wsi, session *s, const char *path)
 		char		body[512];
 		int			n = snprintf(body, sizeof(body),
 								 "{\"status\":\"%s\",\"database\":\"%s\",\"clients\":%d,\"users\":%d,"
-								 "\"events\":%llu,\"delivered\":%llu,\"dropped_slow\":%llu,\"dropped_ping\":%llu}\n",
+								 "\"events\":%llu,\"delivered\":%llu,\"dropped_slow\":%llu,\"dropped_ping\":%llu,"
+								 "\"expired\":%llu}\n",
 								 gw_stats.database_up ? "ok" : "degraded",
 								 gw_stats.database_up ? "up" : "down",
 								 gw_stats.clients, gw_stats.users,
 								 (unsigned long long) gw_stats.events,
 								 (unsigned long long) gw_stats.delivered,
 								 (unsigned long long) gw_stats.dropped_slow,
-								 (unsigned long long) gw_stats.dropped_ping);
+								 (unsigned long long) gw_stats.dropped_ping,
+								 (unsigned long long) gw_stats.expired);
 
 		return serve_body(wsi, s, gw_stats.database_up ? HTTP_STATUS_OK : HTTP_STATUS_SERVICE_UNAVAILABLE,
 						  "application/json", body, (size_t) n);

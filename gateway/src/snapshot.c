@@ -239,7 +239,7 @@ serve(PGconn *conn, const request *r)
 	if (!exec_ok(conn, "BEGIN READ ONLY"))
 	{
 		free(jobs);
-		return PQstatus(conn) == CONNECTION_OK ? (exec_ok(conn, "ROLLBACK"), false) : false;
+		return false;
 	}
 	params[0] = r->user;
 	res = PQexecParams(conn, "SELECT pg_catalog.set_config('jobq.user_id', $1, true)",

@@ -128,3 +128,22 @@ test('bad parameters, paths and limits are refused before the upgrade', async ()
   assert.equal((await handshake({ access_token: good() })).status, 503);
   for (const m of [b, c, ...more]) m.close();
 });
+
+test('a connected client is closed (1008) when its token expires', async () => {
+  const strict = await h.startGateway(['--jwt-leeway', '0']);
+  try {
+    const now = Math.floor(Date.now() / 1000);
+    const c = h.connect(strict.hub({ access_token: h.token({ sub: h.uuid(), exp: now + 2 }) }));
+    const keeps = h.connect(strict.hub({ access_token: h.token({ sub: h.uuid(), exp: now + 3600 }) }));
+    await Promise.all([c.opened, keeps.opened]);
+    const closed = await h.withTimeout(c.closed, 8000, 'the close at expiry');
+    assert.equal(closed.code, 1008);
+    assert.equal(closed.reason, 'token expired');
+    assert.ok(Date.now() / 1000 >= now + 2, 'not before exp');
+    assert.equal(keeps.ws.readyState, 1, 'a client with a valid token stays');
+    assert.equal((await strict.health()).body.expired, 1);
+    keeps.close();
+  } finally {
+    await strict.stop();
+  }
+});
