@@ -82,6 +82,10 @@ export async function startGateway(args = [], { env = {}, waitForDatabase = true
   proc.stdout.on('data', (d) => log.push(d.toString()));
   proc.stderr.on('data', (d) => log.push(d.toString()));
   const exited = new Promise((r) => proc.on('exit', (code, signal) => r({ code, signal })));
+  // never outlive the test process, whatever way it ends
+  const reap = () => { if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL'); };
+  process.on('exit', reap);
+  exited.then(() => process.off('exit', reap));
   const gw = {
     port, proc, exited,
     base: `http://127.0.0.1:${port}`,
