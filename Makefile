@@ -29,6 +29,15 @@ ISOLATION_OPTS = --inputdir=test --temp-config=test/jobq.conf --load-extension=j
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# jobq-gateway: the WebSocket bridge for browsers (gateway/, its own Makefile)
+all: gateway
+gateway:
+	$(MAKE) -C gateway
+clean: clean-gateway
+clean-gateway:
+	$(MAKE) -C gateway clean
+.PHONY: gateway clean-gateway
+
 # PGXS does not track header dependencies: rebuild everything when one changes.
 $(OBJS): $(wildcard src/*.h)
 

@@ -286,7 +286,10 @@ jobq_record_job_error(int64 timeout_ms, JobqJob *job, ErrorData *edata, int chec
 		code = "StoreError";
 		ereport(LOG,
 				(errmsg("jobq: job %s: %s", DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&job->id))),
-						message)));
+						message),
+				 errcontext("jobq job %s, trace %s",
+							DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&job->id))),
+							job->trace_id)));
 	}
 	else if (edata->sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED)
 	{

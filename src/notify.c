@@ -132,20 +132,36 @@ jobq_notify_job(Datum row)
 		appendStringInfoString(&buf, "null}");
 	else
 	{
+		/*
+		 * Cut the message to what fits once escaped: escape it whole, and if
+		 * that is too long, keep the longest prefix (on a character
+		 * boundary) whose escaped form fits, found by bisection.
+		 */
 		int			base = buf.len;
+		int			lo = 0,
+					hi = msglen;
 
-		/* cut the message until its escaped form fits */
-		for (;;)
+		escape_json(&buf, message);
+		appendStringInfoChar(&buf, '}');
+		if (buf.len > PAYLOAD_LIMIT)
 		{
-			char	   *cut = pnstrdup(message, pg_mbcliplen(message, strlen(message), msglen));
+			while (lo < hi)
+			{
+				int			mid = (lo + hi + 1) / 2;
+				int			cut = pg_mbcliplen(message, msglen, mid);
 
+				buf.len = base;
+				buf.data[base] = '\0';
+				escape_json(&buf, pnstrdup(message, cut));
+				if (buf.len + 1 <= PAYLOAD_LIMIT)
+					lo = mid;
+				else
+					hi = mid - 1;
+			}
 			buf.len = base;
 			buf.data[base] = '\0';
-			escape_json(&buf, cut);
+			escape_json(&buf, pnstrdup(message, pg_mbcliplen(message, msglen, lo)));
 			appendStringInfoChar(&buf, '}');
-			if (buf.len <= PAYLOAD_LIMIT || msglen == 0)
-				break;
-			msglen = Max(0, msglen - (buf.len - PAYLOAD_LIMIT) - 8);
 		}
 	}
 	Async_Notify("jobq_progress", buf.data);

@@ -261,9 +261,13 @@ copy_claimed(uint64 n)
 	 */
 	SpinLockAcquire(&jobq_shared->mutex);
 	for (uint64 i = 0; i < n; i++)
+	{
 		for (int k = 0; k < JOBQ_CANCEL_RING; k++)
 			if (memcmp(&worker_state.slot->cancelled[k], &jobs[i].id, sizeof(pg_uuid_t)) == 0)
 				memset(&worker_state.slot->cancelled[k], 0, sizeof(pg_uuid_t));
+		if (memcmp(&worker_state.slot->cancel_job, &jobs[i].id, sizeof(pg_uuid_t)) == 0)
+			memset(&worker_state.slot->cancel_job, 0, sizeof(pg_uuid_t));
+	}
 	SpinLockRelease(&jobq_shared->mutex);
 	return jobs;
 }

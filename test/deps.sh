@@ -8,6 +8,7 @@ APT_PACKAGES=(
   build-essential postgresql-15 postgresql-server-dev-15 postgresql-contrib
   libcurl4-openssl-dev postgresql-15-pgtap libtap-parser-sourcehandler-pgtap-perl
   postgresql-15-cron libipc-run-perl
+  libpq-dev libwebsockets-dev libjwt-dev libjansson-dev pkg-config chromium
 )
 # Node.js may come from elsewhere (NodeSource); only ask apt when absent.
 command -v node >/dev/null && command -v npm >/dev/null || APT_PACKAGES+=(nodejs npm)
@@ -32,6 +33,11 @@ fi
 if [ -f test/package.json ] && [ ! -d test/node_modules ]; then
   echo "deps: npm ci in test/"
   (cd test && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+if [ -f gateway/test/package.json ] && [ ! -d gateway/test/node_modules ]; then
+  echo "deps: npm ci in gateway/test/"
+  (cd gateway/test && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 # Build and install the extension into the server's directories.

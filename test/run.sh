@@ -7,7 +7,8 @@
 #
 # Suites: regress (pg_regress), isolation (pg_isolation_regress), pgtap
 # (pg_prove), tap (prove + PostgreSQL::Test::Cluster: crashes, restarts),
-# node (node --test: NOTIFY, blob stores, HTTP providers).
+# node (node --test: NOTIFY, blob stores, HTTP providers), gateway
+# (gateway/test/run.sh: jobq-gateway, WebSocket clients, headless Chromium).
 #
 # PostgreSQL refuses to run as root, so as root every server and every test
 # client runs as the postgres OS user.  Scratch space is a fresh directory
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 PGBIN=$(pg_config --bindir)
 PGXS_SRC=$(dirname "$(dirname "$(pg_config --pgxs)")")
-SUITES=${SUITES:-"regress isolation pgtap tap node"}
+SUITES=${SUITES:-"regress isolation pgtap tap node gateway"}
 
 WORK=$(mktemp -d /tmp/jobq-test.XXXXXX)
 chmod 755 "$WORK"
@@ -124,11 +125,21 @@ suite_node() {
   local port; port=$(free_port)
   test/cluster.sh start node "$port" || { add 0 1 "node (cluster start)"; return; }
   (cd "$ROOT" && asuser env JOBQ_PGHOST="$WORK/node/sock" JOBQ_PGPORT="$port" \
-     node --test --test-reporter=tap $files) > "$WORK/node.log" 2>&1
+     node --test --test-concurrency=1 --test-reporter=tap $files) > "$WORK/node.log" 2>&1
   cat "$WORK/node.log"
   test/cluster.sh stop node
   # shellcheck disable=SC2046
   add $(count_tap "$WORK/node.log") node
+}
+
+suite_gateway() {
+  [ -x gateway/test/run.sh ] || return 0
+  # it runs its own cluster and switches to the postgres user itself
+  gateway/test/run.sh > "$WORK/gateway.log" 2>&1
+  grep -vE '^[0-9]+ passed, [0-9]+ failed$' "$WORK/gateway.log"
+  local p f
+  read -r p f < <(sed -n 's/^\([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1 \2/p' "$WORK/gateway.log" | tail -1)
+  add "${p:-0}" "${f:-1}" gateway
 }
 
 for s in $SUITES; do
