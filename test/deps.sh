@@ -40,6 +40,8 @@ if [ -f gateway/test/package.json ] && [ ! -d gateway/test/node_modules ]; then
   (cd gateway/test && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-# Build and install the extension into the server's directories.
+# Build and install the extension into the server's directories, and the
+# example external worker the tests run.
 make -s
 $SUDO make -s install >/dev/null
+make -s -C examples
