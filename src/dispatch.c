@@ -2,19 +2,23 @@
  *
  * dispatch.c
  *	  Running a claimed batch: each whole-job handler in a subtransaction,
- *	  its job's completion in the same subtransaction, one commit for many.
+ *	  all the batch's completions in one UPDATE, one commit for many jobs.
  *
- * Ordering, per job, inside the batch transaction:
- *	  BEGIN SUBTRANSACTION
- *		run the handler as the registering role
- *		UPDATE the job to Completed, only if still Processing under our token
- *	  RELEASE, or ROLLBACK if the job was no longer ours (cancelled or
- *	  rescued meanwhile) so its handler's writes are undone with it
- * A handler's error rolls back the subtransaction and records the failure
- * (retry rules of jobq.fail) in the batch transaction.  So a SQL handler's
- * writes commit exactly when its job's completion commits.  The batch
- * commits after jobq.batch_time at the latest, so a slow handler never holds
- * finished jobs back for long.
+ * Ordering, inside one batch transaction:
+ *	  for each job:  BEGIN SUBTRANSACTION; run the handler as the
+ *					 registering role; RELEASE (keep its result) or, on error,
+ *					 ROLLBACK and record the failure (retry rules of fail)
+ *	  then:			 one UPDATE completes every successful job, re-checking
+ *					 that each is still Processing under our token
+ *	  if one is not (cancelled or rescued meanwhile): ROLLBACK the whole
+ *					 transaction and run the batch again without it
+ * So a SQL handler's writes commit exactly when its job's completion
+ * commits, and cancel() never waits for a handler: it touches the row while
+ * the batch has not.  A job cancelled while it waits in a claimed batch is
+ * skipped (workers remember the cancels of jobs they hold).  The batch
+ * commits after jobq.batch_time at the latest, and a job type whose
+ * handlers are slow starts a batch of its own, so a slow handler never
+ * holds finished jobs back for long.
  *
  * Interrupting a handler: cancel() and the per-type timeout both end in a
  * query cancel, but only while a handler runs: the SIGINT handler and the

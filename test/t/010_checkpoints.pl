@@ -6,11 +6,16 @@
 #  (a) kill -9 of the worker mid-job: the job resumes, no unit counted in
 #      units_done runs again;
 #  (b) a corrupted and a deleted unit file: those units run again and the
-#      finalizer still gets the right bytes, with and without a crash;
+#      finalizer still gets the right bytes, with and without a crash, and
+#      with outputs too big to fetch ahead (the finalizer meets the damage);
+#      a record whose upload finished just before a crash is adopted;
+#      cancel, a handler error and a crash in the finalizer all resume
+#      without re-running stored units;
 #  (c) jobq.sweep(): stale external holders lose their jobs (requeued or
 #      failed with the checkpoint count), fresh ones and live in-server
 #      workers never do;
-#  (d) pg_cron runs the sweep (the only slow part: cron fires once a minute).
+#  (d) pg_cron runs the sweep (the only slow part: cron fires once a minute);
+#  (e) jobq.purge() deletes old jobs, their records and (soon) their files.
 #
 # Unit handler runs are counted with RAISE LOG lines in the server log, which
 # neither a rollback nor a crash can undo.  Every wait polls with generous
