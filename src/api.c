@@ -612,6 +612,12 @@ keep_token(JobqRegistration *reg, pg_uuid_t *ids, int n)
 	if (reg == NULL || reg->kind != JOBQ_KIND_PROVIDERS ||
 		jobq_auth_token_setting == NULL || jobq_auth_token_setting[0] == '\0')
 		return;
+	/* it goes into an HTTP header: no control characters (never echo it) */
+	for (const char *p = jobq_auth_token_setting; *p; p++)
+		if ((unsigned char) *p < 0x20 || *p == 0x7f)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("jobq.auth_token holds a control character, which cannot go into an HTTP header")));
 	values[1] = CStringGetTextDatum(jobq_auth_token_setting);
 	for (int i = 0; i < n; i++)
 	{

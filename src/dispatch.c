@@ -178,60 +178,6 @@ jobq_count_jobs(int done, int failed)
 	SpinLockRelease(&jobq_shared->mutex);
 }
 
-/* A saved plan "SELECT fn($1 [, $2])" calling a registered function. */
-SPIPlanPtr
-jobq_prepare_call(Oid fn, int nargs, Oid *argtypes)
-{
-	char	   *name = get_func_name(fn);
-	char	   *sql;
-	SPIPlanPtr	plan;
-
-	if (name == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_FUNCTION),
-				 errmsg("the registered function %u no longer exists", fn),
-				 errhint("Register the job type again with jobq.register().")));
-	sql = psprintf("SELECT %s(%s)",
-				   quote_qualified_identifier(get_namespace_name(get_func_namespace(fn)), name),
-				   nargs == 1 ? "$1" : "$1, $2");
-	plan = SPI_prepare(sql, nargs, argtypes);
-	if (plan == NULL)
-		elog(ERROR, "jobq: could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
-	SPI_keepplan(plan);
-	return plan;
-}
-
-/*
- * Run one of the registered functions as the registering role, with the
- * interrupt window open; returns its single result.
- */
-Datum
-jobq_call_as_owner(JobqRegistration *reg, SPIPlanPtr plan, Datum *args, bool *isnull)
-{
-	Oid			save_user;
-	int			save_sec;
-	int			rc;
-	Datum		result;
-
-	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(reg->owner)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("the role that registered job type \"%s\" no longer exists", reg->job_type),
-				 errhint("Register the job type again with jobq.register().")));
-
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(reg->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	jobq_handler_begin(reg->timeout_ms);
-	rc = SPI_execute_plan(plan, args, NULL, false, 1);
-	jobq_handler_end();
-	SetUserIdAndSecContext(save_user, save_sec);
-
-	if (rc != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "jobq: handler call returned %s", SPI_result_code_string(rc));
-	result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
-	return result;
-}
-
 /* Log an unexpected failure once, with the job and its trace. */
 static bool
 unexpected_error(ErrorData *edata)
@@ -346,14 +292,14 @@ run_handler(JobqRegistry *registry, JobqRegistration *reg, JobqJob *job, MemoryC
 	{
 		Datum		out;
 
-		if (reg->handler_plan == NULL)
+		if (reg->handler_call == NULL)
 		{
 			Oid			argtypes[1];
 
 			argtypes[0] = registry->jobs_type;
-			reg->handler_plan = jobq_prepare_call(reg->handler, 1, argtypes);
+			reg->handler_call = jobq_callable(reg->handler, 1, argtypes, jobq_registry_context());
 		}
-		out = jobq_call_as_owner(reg, reg->handler_plan, &job->row, isnull);
+		out = jobq_call(reg->handler_call, reg->owner, true, reg->timeout_ms, &job->row, isnull);
 		if (!*isnull)
 		{
 			MemoryContext old;

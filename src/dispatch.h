@@ -50,9 +50,6 @@ extern void jobq_count_jobs(int done, int failed);
 extern bool jobq_job_cancelled(JobqJob *job);
 extern void jobq_handler_begin(int64 timeout_ms);
 extern void jobq_handler_end(void);
-extern SPIPlanPtr jobq_prepare_call(Oid fn, int nargs, Oid *argtypes);
-extern Datum jobq_call_as_owner(JobqRegistration *reg, SPIPlanPtr plan, Datum *args,
-								bool *isnull);
 extern bool jobq_record_job_error(int64 timeout_ms, JobqJob *job, ErrorData *edata,
 								  int checkpoints);
 

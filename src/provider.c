@@ -62,6 +62,7 @@ typedef struct Endpoint
 	BreakerState state;
 	int			failures;		/* consecutive */
 	bool		trial;			/* the half-open trial call is out */
+	TimestampTz trial_at;		/* when it went out */
 	TimestampTz opened_at;
 	int64		calls;
 	int64		call_failures;
@@ -123,7 +124,7 @@ endpoint(const char *name, bool create)
 }
 
 bool
-jobq_breaker_allow(const char *name, int64 open_for_ms, bool *trial)
+jobq_breaker_allow(const char *name, int64 open_for_ms, int64 timeout_ms, bool *trial)
 {
 	Endpoint   *e;
 	bool		allow = true;
@@ -141,18 +142,40 @@ jobq_breaker_allow(const char *name, int64 open_for_ms, bool *trial)
 			e->state = BREAKER_HALF_OPEN;
 			e->trial = false;
 		}
+		/* a trial whose caller died or gave up long ago is lost: try again */
+		if (e->state == BREAKER_HALF_OPEN && e->trial &&
+			TimestampDifferenceExceeds(e->trial_at, GetCurrentTimestamp(),
+									   (int) Min(timeout_ms + 1000, INT_MAX)))
+			e->trial = false;
 		if (e->state == BREAKER_OPEN)
 			allow = false;
 		else if (e->state == BREAKER_HALF_OPEN)
 		{
 			allow = !e->trial;
 			e->trial = *trial = allow;
+			if (allow)
+				e->trial_at = GetCurrentTimestamp();
 		}
 		if (allow)
 			e->calls++;
 	}
 	SpinLockRelease(&pshared->mutex);
 	return allow;
+}
+
+/* A call that ended in an error of ours (an interrupt): neither success nor failure. */
+void
+jobq_breaker_release(const char *name)
+{
+	Endpoint   *e;
+
+	if (pshared == NULL)
+		return;
+	SpinLockAcquire(&pshared->mutex);
+	e = endpoint(name, false);
+	if (e != NULL)
+		e->trial = false;
+	SpinLockRelease(&pshared->mutex);
 }
 
 void
@@ -445,6 +468,27 @@ call_http(JobqProvider *p, const char *request, const char *trace_id, const char
 	jobq_http_perform(&req, resp);
 }
 
+/* One provider call; an interrupt mid-call releases a half-open trial. */
+static void
+call_one(JobqProvider *p, const char *request, const char *trace_id, const char *auth_token,
+		 JobqHttpResponse *resp)
+{
+	PG_TRY();
+	{
+		if (p->mock)
+			call_mock(p, request, resp);
+		else
+			call_http(p, request, trace_id, auth_token, resp);
+	}
+	PG_CATCH();
+	{
+		/* cancelled or shut down mid-call: that says nothing about the provider */
+		jobq_breaker_release(p->name);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+}
+
 void
 jobq_call_chain(List *providers, const char *request, const char *trace_id,
 				const char *auth_token, JobqCallResult *result)
@@ -469,16 +513,13 @@ jobq_call_chain(List *providers, const char *request, const char *trace_id,
 		bool		trial;
 
 		CHECK_FOR_INTERRUPTS();
-		if (!jobq_breaker_allow(p->name, p->open_for_ms, &trial))
+		if (!jobq_breaker_allow(p->name, p->open_for_ms, p->timeout_ms, &trial))
 		{
 			appendStringInfo(&why, "%s%s: circuit open", why.len ? "; " : "", p->name);
 			continue;
 		}
 		any_called = true;
-		if (p->mock)
-			call_mock(p, request, &resp);
-		else
-			call_http(p, request, trace_id, auth_token, &resp);
+		call_one(p, request, trace_id, auth_token, &resp);
 		result->status = resp.status;
 
 		if (resp.status >= 200 && resp.status < 300)
@@ -783,7 +824,7 @@ jobq_prewarm_fire(void)
 		JobqHttpResponse resp;
 		bool		ok;
 
-		if (!jobq_breaker_allow(epname, h->open_for_ms, &trial))
+		if (!jobq_breaker_allow(epname, h->open_for_ms, h->timeout_ms, &trial))
 			continue;
 		req.method = h->method;
 		req.url = h->url;

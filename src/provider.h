@@ -63,8 +63,10 @@ extern char *jobq_provider_request(const pg_uuid_t *job_id, const char *job_type
 								   int attempt);
 
 /* Breakers by name: may a call go out now?  Record how it went. */
-extern bool jobq_breaker_allow(const char *name, int64 open_for_ms, bool *trial);
+extern bool jobq_breaker_allow(const char *name, int64 open_for_ms, int64 timeout_ms,
+							   bool *trial);
 extern void jobq_breaker_record(const char *name, bool success, int failure_threshold);
+extern void jobq_breaker_release(const char *name);
 
 /*
  * The pre-warm hooks: in the poll transaction, note those whose queue just

@@ -105,6 +105,12 @@ jobq_relid(const char *relname)
 	return OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
 }
 
+MemoryContext
+jobq_registry_context(void)
+{
+	return registry_cxt;
+}
+
 void
 jobq_registry_invalidate(void)
 {
@@ -121,10 +127,8 @@ free_plans(void)
 		return;
 	for (int i = 0; i < registry->nregs; i++)
 	{
-		if (registry->regs[i].handler_plan)
-			SPI_freeplan(registry->regs[i].handler_plan);
-		if (registry->regs[i].finalizer_plan)
-			SPI_freeplan(registry->regs[i].finalizer_plan);
+		jobq_callable_free(registry->regs[i].handler_call);
+		jobq_callable_free(registry->regs[i].finalizer_call);
 	}
 	foreach(lc, registry->validations)
 	{
@@ -135,8 +139,7 @@ free_plans(void)
 		{
 			JobqValidator *val = lfirst(lc2);
 
-			if (val->plan)
-				SPI_freeplan(val->plan);
+			jobq_callable_free(val->call);
 		}
 	}
 }
@@ -537,39 +540,20 @@ jobq_validate_payload(JobqRegistry *reg, const char *job_type, Datum payload, bo
 	foreach(lc, val->validators)
 	{
 		JobqValidator *v = lfirst(lc);
-		Oid			save_user;
-		int			save_sec;
 		bool		isnull;
 		double		s;
-		int			rc;
+		Datum		out;
 
-		if (v->plan == NULL)
+		if (v->call == NULL)
 		{
 			Oid			argtypes[1] = {JSONBOID};
-			char	   *name = get_func_name(v->fn);
-			SPIPlanPtr	plan;
 
-			if (name == NULL)
-				ereport(ERROR,
-						(errcode(ERRCODE_UNDEFINED_FUNCTION),
-						 errmsg("validator \"%s\" of job type \"%s\" no longer exists",
-								v->name, job_type)));
-			plan = SPI_prepare(psprintf("SELECT %s($1)::float8",
-										quote_qualified_identifier(get_namespace_name(get_func_namespace(v->fn)), name)),
-							   1, argtypes);
-			if (plan == NULL)
-				elog(ERROR, "jobq: could not prepare validator \"%s\"", v->name);
-			SPI_keepplan(plan);
-			v->plan = plan;
+			v->call = jobq_callable(v->fn, 1, argtypes, registry_cxt);
 		}
 		/* validators run as the role that added them */
-		GetUserIdAndSecContext(&save_user, &save_sec);
-		SetUserIdAndSecContext(v->owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-		rc = SPI_execute_plan(v->plan, &payload, NULL, true, 1);
-		SetUserIdAndSecContext(save_user, save_sec);
-		if (rc != SPI_OK_SELECT || SPI_processed != 1)
-			elog(ERROR, "jobq: validator \"%s\" did not return one row", v->name);
-		s = DatumGetFloat8(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		out = jobq_call(v->call, v->owner, false, 0, &payload, &isnull);
+		s = isnull ? 0 : DatumGetFloat4(out);
+
 		if (isnull || isnan(s) || s < 0 || s > 1)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -11,6 +11,8 @@
 #include "executor/spi.h"
 #include "nodes/pg_list.h"
 
+#include "call.h"
+
 /* How a job type is run in the server: exactly one kind per registration. */
 typedef enum JobqHandlerKind
 {
@@ -31,8 +33,8 @@ typedef struct JobqRegistration
 	int64		timeout_ms;		/* 0: none */
 	Oid			owner;			/* handlers run as this role */
 	/* the worker's saved plans, made on first use */
-	SPIPlanPtr	handler_plan;
-	SPIPlanPtr	finalizer_plan;
+	JobqCallable *handler_call;
+	JobqCallable *finalizer_call;
 	int64		avg_us;			/* moving average of its handlers' run time */
 } JobqRegistration;
 
@@ -43,7 +45,7 @@ typedef struct JobqValidator
 	Oid			fn;				/* validator(jsonb) RETURNS real */
 	double		weight;
 	Oid			owner;			/* runs as the role that added it */
-	SPIPlanPtr	plan;
+	JobqCallable *call;
 } JobqValidator;
 
 /* The validators of one job type and its threshold. */
@@ -79,6 +81,7 @@ typedef struct JobqRegistry
 extern JobqRegistry *jobq_registry(void);
 extern JobqRegistration *jobq_registration(JobqRegistry *registry, const char *job_type);
 extern void jobq_registry_invalidate(void);
+extern MemoryContext jobq_registry_context(void);
 
 /*
  * Score a payload with the job type's validators: the `validate` JSON, and

@@ -173,7 +173,10 @@ call_providers(UnitRun *run, int unit)
 											   &run->job->user_id, run->payload, unit,
 											   run->job->attempts);
 
+	/* cancel() and the type's timeout interrupt the call like a handler */
+	jobq_handler_begin(run->timeout_ms);
 	jobq_call_chain(run->providers, request, run->job->trace_id, run->auth_token, res);
+	jobq_handler_end();
 	if (!res->ok)
 	{
 		run->failed_call = res;
@@ -322,15 +325,15 @@ handler_output(UnitRun *run, int unit)
 	Datum		out;
 	bytea	   *data;
 
-	if (r->handler_plan == NULL)
+	if (r->handler_call == NULL)
 	{
 		Oid			argtypes[2] = {reg->jobs_type, INT4OID};
 
-		r->handler_plan = jobq_prepare_call(r->handler, 2, argtypes);
+		r->handler_call = jobq_callable(r->handler, 2, argtypes, jobq_registry_context());
 	}
 	args[0] = run->job->row;
 	args[1] = Int32GetDatum(unit);
-	out = jobq_call_as_owner(r, r->handler_plan, args, &isnull);
+	out = jobq_call(r->handler_call, r->owner, true, r->timeout_ms, args, &isnull);
 	if (isnull)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -473,13 +476,13 @@ step_finalize(UnitRun *run, int unit)
 		jobq_ckpt_prefetch_set(&run->job->id, run->units, run->outputs);
 	if (OidIsValid(r->finalizer))
 	{
-		if (r->finalizer_plan == NULL)
+		if (r->finalizer_call == NULL)
 		{
 			Oid			argtypes[1] = {reg->jobs_type};
 
-			r->finalizer_plan = jobq_prepare_call(r->finalizer, 1, argtypes);
+			r->finalizer_call = jobq_callable(r->finalizer, 1, argtypes, jobq_registry_context());
 		}
-		result = jobq_call_as_owner(r, r->finalizer_plan, &run->job->row, &isnull);
+		result = jobq_call(r->finalizer_call, r->owner, true, r->timeout_ms, &run->job->row, &isnull);
 	}
 	else
 		result = DirectFunctionCall1(jsonb_in,

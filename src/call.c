@@ -1,0 +1,149 @@
+/*-------------------------------------------------------------------------
+ *
+ * call.c
+ *	  Calling a registered function exactly, as the role that registered it.
+ *
+ * The registered function is called by its OID through fmgr, so an overload
+ * created later can never be called instead.  One exception, for speed: a
+ * LANGUAGE sql function whose name is unique in its schema is called with a
+ * saved SPI plan "SELECT schema.fn($1, ...)", which lets the planner inline
+ * it (fmgr would parse and plan its body at every call).
+ *
+ * fmgr does not check privileges, so we do: the registering role must
+ * still exist and may execute the function, and the call runs with that
+ * role's privileges (SECURITY_LOCAL_USERID_CHANGE, like SECURITY DEFINER).
+ * Errors unwind the role change with the (sub)transaction.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "jobq.h"
+
+#include "catalog/namespace.h"
+#include "catalog/pg_language.h"
+#include "catalog/pg_proc.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/catcache.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+#include "utils/syscache.h"
+
+#include "call.h"
+#include "dispatch.h"
+
+/* Is fn a LANGUAGE sql function whose name is the only one in its schema? */
+static bool
+unique_sql_function(Oid fn)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	Form_pg_proc proc;
+	CatCList   *list;
+	int			same_schema = 0;
+	bool		sql;
+
+	if (!HeapTupleIsValid(tup))
+		return false;
+	proc = (Form_pg_proc) GETSTRUCT(tup);
+	sql = proc->prolang == SQLlanguageId;
+	list = SearchSysCacheList1(PROCNAMEARGSNSP, CStringGetDatum(NameStr(proc->proname)));
+	for (int i = 0; i < list->n_members; i++)
+	{
+		Form_pg_proc other = (Form_pg_proc) GETSTRUCT(&list->members[i]->tuple);
+
+		if (other->pronamespace == proc->pronamespace)
+			same_schema++;
+	}
+	ReleaseSysCacheList(list);
+	ReleaseSysCache(tup);
+	return sql && same_schema == 1;
+}
+
+JobqCallable *
+jobq_callable(Oid fn, int nargs, const Oid *argtypes, MemoryContext cxt)
+{
+	JobqCallable *c;
+	char	   *name = get_func_name(fn);
+
+	if (name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("the registered function %u no longer exists", fn),
+				 errhint("Register it again.")));
+	c = MemoryContextAllocZero(cxt, sizeof(JobqCallable));
+	c->fn = fn;
+	c->nargs = nargs;
+	if (unique_sql_function(fn))
+	{
+		char	   *sql = psprintf("SELECT %s(%s)",
+								   quote_qualified_identifier(get_namespace_name(get_func_namespace(fn)), name),
+								   nargs == 1 ? "$1" : "$1, $2");
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, unconstify(Oid *, argtypes));
+
+		if (plan == NULL)
+			elog(ERROR, "jobq: could not prepare \"%s\": %s", sql, SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		c->plan = plan;
+		c->via_spi = true;
+	}
+	else
+		fmgr_info_cxt(fn, &c->flinfo, cxt);
+	return c;
+}
+
+void
+jobq_callable_free(JobqCallable *c)
+{
+	if (c != NULL && c->plan != NULL)
+		SPI_freeplan(c->plan);
+}
+
+Datum
+jobq_call(JobqCallable *c, Oid owner, bool handler, int64 timeout_ms, Datum *args, bool *isnull)
+{
+	Oid			save_user;
+	int			save_sec;
+	Datum		result;
+
+	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("the role that registered %s no longer exists", format_procedure(c->fn)),
+				 errhint("Register it again.")));
+	if (pg_proc_aclcheck(c->fn, owner, ACL_EXECUTE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" may no longer execute %s",
+						GetUserNameFromId(owner, false), format_procedure(c->fn))));
+
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	if (handler)
+		jobq_handler_begin(timeout_ms);
+	if (c->via_spi)
+	{
+		int			rc = SPI_execute_plan(c->plan, args, NULL, false, 1);
+
+		if (rc != SPI_OK_SELECT || SPI_processed != 1)
+			elog(ERROR, "jobq: call of %s returned %s", format_procedure(c->fn),
+				 SPI_result_code_string(rc));
+		result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
+	}
+	else
+	{
+		LOCAL_FCINFO(fcinfo, 2);
+
+		InitFunctionCallInfoData(*fcinfo, &c->flinfo, c->nargs, InvalidOid, NULL, NULL);
+		for (int i = 0; i < c->nargs; i++)
+		{
+			fcinfo->args[i].value = args[i];
+			fcinfo->args[i].isnull = false;
+		}
+		result = FunctionCallInvoke(fcinfo);
+		*isnull = fcinfo->isnull;
+	}
+	if (handler)
+		jobq_handler_end();
+	SetUserIdAndSecContext(save_user, save_sec);
+	return result;
+}
