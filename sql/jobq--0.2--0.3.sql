@@ -19,14 +19,15 @@ CREATE TABLE jobq.unit_checkpoints (
 );
 SELECT pg_catalog.pg_extension_config_dump('jobq.unit_checkpoints', '');
 
--- Blobs of purged jobs, deleted by the in-server workers between jobs, so
--- purge() itself does no I/O inside its caller's transaction.
+-- Blobs of purged jobs (their recorded URIs), deleted by the in-server
+-- workers between jobs, so purge() itself does no I/O inside its caller's
+-- transaction.  A store that is down is tried again later, with backoff.
 CREATE TABLE jobq.blob_deletions (
-    job_id    uuid PRIMARY KEY,
-    user_id   uuid NOT NULL,
-    units     int NOT NULL,
-    attempts  int NOT NULL DEFAULT 0,
-    queued_at timestamptz NOT NULL DEFAULT now()
+    job_id          uuid PRIMARY KEY,
+    uris            text[] NOT NULL,
+    attempts        int NOT NULL DEFAULT 0,
+    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    queued_at       timestamptz NOT NULL DEFAULT now()
 );
 SELECT pg_catalog.pg_extension_config_dump('jobq.blob_deletions', '');
 
@@ -90,14 +91,18 @@ BEGIN
     IF queue = '' THEN
         RAISE EXCEPTION 'queue must not be empty' USING ERRCODE = '22023';
     END IF;
+    -- the checkpoint records are still visible to this statement: their
+    -- rows go with their jobs (ON DELETE CASCADE) when it ends
     WITH gone AS (
         DELETE FROM jobq.jobs j
          WHERE j.status >= 2 AND j.completed_at < now() - older_than
            AND (purge.queue IS NULL OR j.queue = purge.queue)
-        RETURNING j.id, j.user_id, j.units_total),
+        RETURNING j.id),
     blobs AS (
-        INSERT INTO jobq.blob_deletions (job_id, user_id, units)
-        SELECT id, user_id, units_total FROM gone WHERE units_total IS NOT NULL
+        INSERT INTO jobq.blob_deletions (job_id, uris)
+        SELECT c.job_id, array_agg(c.uri ORDER BY c.unit_id)
+          FROM jobq.unit_checkpoints c JOIN gone g ON g.id = c.job_id
+         GROUP BY c.job_id
         ON CONFLICT (job_id) DO NOTHING)
     SELECT count(*) INTO n FROM gone;
     RETURN n;

@@ -38,7 +38,7 @@ static int	prefetch_units = 0;
 static bytea **prefetch_outputs = NULL;
 
 static JobqPlan list_plan = {
-	"SELECT unit_id, bytes, sha256, stored FROM jobq.unit_checkpoints WHERE job_id = $1",
+	"SELECT unit_id, bytes, sha256, stored, uri FROM jobq.unit_checkpoints WHERE job_id = $1",
 	1, {UUIDOID}
 };
 
@@ -78,7 +78,7 @@ static JobqPlan job_plan = {
 };
 
 static JobqPlan get_plan = {
-	"SELECT c.bytes, c.sha256 FROM jobq.unit_checkpoints c WHERE c.job_id = $1"
+	"SELECT c.bytes, c.sha256, c.uri FROM jobq.unit_checkpoints c WHERE c.job_id = $1"
 	" AND c.unit_id = $2 AND c.stored",
 	2, {UUIDOID, INT4OID}
 };
@@ -101,6 +101,7 @@ jobq_ckpt_list(const pg_uuid_t *job_id)
 		c->bytes = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
 		strlcpy(c->sha256, SPI_getvalue(tup, desc, 3), sizeof(c->sha256));
 		c->stored = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+		c->uri = SPI_getvalue(tup, desc, 5);
 		result = lappend(result, c);
 	}
 	return result;
@@ -291,6 +292,7 @@ jobq_checkpoint_data(PG_FUNCTION_ARGS)
 	JobqStore  *store;
 	StringInfoData buf;
 	bytea	   *result;
+	bool		found;
 	char		idbuf[UUID_LEN * 2 + 5];
 
 	require_unit_args(fcinfo);
@@ -324,9 +326,14 @@ jobq_checkpoint_data(PG_FUNCTION_ARGS)
 		PG_RETURN_BYTEA_P(result);
 	}
 
-	store = jobq_store_open();
-	initStringInfo(&buf);
-	if (!jobq_store_get(store, jobq_store_key(&user_id, id, unit_id), &buf))
+	{
+		const char *key;
+
+		store = jobq_store_for_uri(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3), &key);
+		initStringInfo(&buf);
+		found = jobq_store_get(store, key, &buf);
+	}
+	if (!found)
 	{
 		jobq_corrupt_unit = unit_id;
 		ereport(ERROR,

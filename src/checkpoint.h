@@ -18,6 +18,7 @@ typedef struct JobqCheckpoint
 	int64		bytes;
 	char		sha256[65];
 	bool		stored;			/* false: recorded before its upload finished */
+	char	   *uri;			/* where it is, whatever the store setting says now */
 } JobqCheckpoint;
 
 extern List *jobq_ckpt_list(const pg_uuid_t *job_id);

@@ -33,6 +33,7 @@
 #include "storage/latch.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
+#include "utils/elog.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 
@@ -88,7 +89,10 @@ static bool counts_pending = false;
 static List *pending_cancels = NIL;		/* of PendingCancel, in TopTransactionContext */
 static uint32 wake_rotor = 0;
 
+static emit_log_hook_type prev_emit_log_hook = NULL;
+
 static void jobq_define_settings(void);
+static void jobq_emit_log(ErrorData *edata);
 static void jobq_shmem_request(void);
 static void jobq_shmem_startup(void);
 static void jobq_xact_callback(XactEvent event, void *arg);
@@ -107,12 +111,47 @@ _PG_init(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
+	/* installed in the postmaster, which logs configuration reloads */
+	prev_emit_log_hook = emit_log_hook;
+	emit_log_hook = jobq_emit_log;
+
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = jobq_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = jobq_shmem_startup;
 
 	jobq_register_workers();
+}
+
+/*
+ * PostgreSQL logs the new value of every setting a reload changes, and the
+ * rejected value of a bad one, superuser-only settings included.  Keep
+ * jobq's secrets out of the log: the line stays, the value goes.
+ */
+static const char *const secret_settings[] = {
+	"\"jobq.s3_secret_access_key\"", "\"jobq.s3_access_key_id\"",
+	"\"jobq.azure_account_key\"", "\"jobq.azure_sas_token\"",
+	"\"jobq.http_store_headers\"", "\"jobq.auth_token\""
+};
+
+static void
+jobq_emit_log(ErrorData *edata)
+{
+	if (edata->message_id != NULL && edata->message != NULL &&
+		(strcmp(edata->message_id, "parameter \"%s\" changed to \"%s\"") == 0 ||
+		 strcmp(edata->message_id, "invalid value for parameter \"%s\": \"%s\"") == 0))
+	{
+		for (int i = 0; i < lengthof(secret_settings); i++)
+			if (strstr(edata->message, secret_settings[i]) != NULL)
+			{
+				edata->message = psprintf("parameter %s changed (value not logged)",
+										  secret_settings[i]);
+				edata->detail = NULL;
+				break;
+			}
+	}
+	if (prev_emit_log_hook)
+		prev_emit_log_hook(edata);
 }
 
 /* True when shared memory is set up, i.e. jobq was preloaded. */

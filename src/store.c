@@ -272,6 +272,70 @@ jobq_store_open(void)
 	return st;
 }
 
+/*
+ * The store that holds a checkpoint recorded with `uri`, and its key there,
+ * whatever jobq.checkpoint_url says now: recorded checkpoints stay readable
+ * (and deletable) after the setting changes.  Credentials are the current
+ * ones.  The URI must end like every key jobq writes, with no "..".
+ */
+JobqStore *
+jobq_store_for_uri(const char *uri, const char **key)
+{
+	JobqStore  *st = palloc0(sizeof(JobqStore));
+	const char *rest;
+	size_t		len = strlen(uri);
+
+	if (strstr(uri, "..") != NULL || len < 20 || strcmp(uri + len - 7, ".output") != 0 ||
+		strstr(uri, "/units/unit_") == NULL)
+		ereport(ERROR,
+				(errcode(JOBQ_ERRCODE_STORE),
+				 errmsg("checkpoint URI \"%s\" is not one jobq wrote", uri)));
+	st->prefix = "";
+	if (strncmp(uri, "file:///", 8) == 0)
+	{
+		st->kind = STORE_FILE;
+		st->dir = "";
+		*key = uri + 8;
+	}
+	else if (strncmp(uri, "s3://", 5) == 0 && (rest = strchr(uri + 5, '/')) != NULL)
+	{
+		char	   *bucket = pnstrdup(uri + 5, rest - uri - 5);
+
+		st->kind = STORE_S3;
+		if (s3_endpoint && s3_endpoint[0])
+			st->base_url = psprintf("%s/%s/", trim_slash(s3_endpoint), bucket);
+		else
+			st->base_url = psprintf("https://s3.%s.amazonaws.com/%s/", s3_region, bucket);
+		*key = rest + 1;
+	}
+	else if (strncmp(uri, "azure://", 8) == 0 && (rest = strchr(uri + 8, '/')) != NULL &&
+			 strchr(rest + 1, '/') != NULL)
+	{
+		const char *slash = strchr(rest + 1, '/');
+		char	   *container = pnstrdup(rest + 1, slash - rest - 1);
+
+		st->kind = STORE_AZURE;
+		st->account = pnstrdup(uri + 8, rest - uri - 8);
+		if (azure_endpoint && azure_endpoint[0])
+			st->base_url = psprintf("%s/%s/", trim_slash(azure_endpoint), container);
+		else
+			st->base_url = psprintf("https://%s.blob.core.windows.net/%s/", st->account, container);
+		*key = slash + 1;
+	}
+	else if (strncmp(uri, "http://", 7) == 0 || strncmp(uri, "https://", 8) == 0)
+	{
+		st->kind = STORE_HTTP;
+		st->base_url = "";
+		*key = uri;
+	}
+	else
+		ereport(ERROR,
+				(errcode(JOBQ_ERRCODE_STORE),
+				 errmsg("checkpoint URI \"%s\" names no store jobq knows", uri)));
+	st->uri_base = "";
+	return st;
+}
+
 char *
 jobq_store_key(const pg_uuid_t *user_id, const pg_uuid_t *job_id, int unit)
 {

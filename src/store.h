@@ -23,6 +23,9 @@ typedef struct JobqStore JobqStore;
 /* The store jobq.checkpoint_url names; 22023 when the URL is bad. */
 extern JobqStore *jobq_store_open(void);
 
+/* The store and key of a recorded checkpoint URI, whatever the setting says now. */
+extern JobqStore *jobq_store_for_uri(const char *uri, const char **key);
+
 /* "{user_id}/jobs/{job_id}/units/unit_{n}.output": uuids and an integer only */
 extern char *jobq_store_key(const pg_uuid_t *user_id, const pg_uuid_t *job_id, int unit);
 extern char *jobq_store_uri(JobqStore *store, const char *key);

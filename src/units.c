@@ -41,6 +41,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -67,6 +68,7 @@ typedef struct UnitRun
 	bool	   *stored;			/* [units]: unit has a stored checkpoint */
 	int64	   *bytes;			/* [units] */
 	char	  **sha;			/* [units] */
+	char	  **uri;			/* [units]: where each recorded checkpoint is */
 	int			done;			/* units stored */
 	int64		timeout_ms;
 	bytea	  **outputs;		/* prefetched for the finalizer */
@@ -241,6 +243,7 @@ step_load(UnitRun *run, int unit)
 			continue;
 		run->bytes[i] = c->bytes;
 		run->sha[i] = MemoryContextStrdup(run->cxt, c->sha256);
+		run->uri[i] = MemoryContextStrdup(run->cxt, c->uri);
 		/* an unstored record is a candidate for adoption: see step_verify */
 		run->stored[i] = c->stored;
 		if (!c->stored)
@@ -263,12 +266,13 @@ step_verify(UnitRun *run, int unit)
 
 	for (int i = 0; i < run->units; i++)
 	{
-		char	   *key = jobq_store_key(&run->job->user_id, &run->job->id, i + 1);
+		const char *key = NULL;
+		JobqStore  *store = run->uri[i] ? jobq_store_for_uri(run->uri[i], &key) : NULL;
 
 		CHECK_FOR_INTERRUPTS();
 		if (run->stored[i])
 		{
-			if (jobq_store_size(run->store, key) != run->bytes[i])
+			if (jobq_store_size(store, key) != run->bytes[i])
 				drop[i] = changed = true;
 		}
 		else if (run->sha[i] != NULL)
@@ -277,7 +281,7 @@ step_verify(UnitRun *run, int unit)
 			char		got[65];
 
 			initStringInfo(&buf);
-			if (jobq_store_get(run->store, key, &buf) &&
+			if (jobq_store_get(store, key, &buf) &&
 				buf.len == -(run->bytes[i] + 1))
 			{
 				jobq_sha256_hex(buf.data, buf.len, got);
@@ -302,6 +306,7 @@ step_verify(UnitRun *run, int unit)
 			jobq_ckpt_delete(&run->job->id, i + 1);
 			run->stored[i] = false;
 			run->sha[i] = NULL;
+			run->uri[i] = NULL;
 		}
 		else if (adopt[i])
 		{
@@ -373,7 +378,8 @@ step_unit(UnitRun *run, int unit)
 
 	jobq_sha256_hex(VARDATA(unit_output), VARSIZE_ANY_EXHDR(unit_output), sha);
 	key = jobq_store_key(&run->job->user_id, &run->job->id, unit);
-	jobq_ckpt_record(&run->job->id, unit, jobq_store_uri(run->store, key),
+	run->uri[unit - 1] = MemoryContextStrdup(run->cxt, jobq_store_uri(run->store, key));
+	jobq_ckpt_record(&run->job->id, unit, run->uri[unit - 1],
 					 VARSIZE_ANY_EXHDR(unit_output), sha, false);
 	run->sha[unit - 1] = MemoryContextStrdup(run->cxt, sha);
 	commit_txn();
@@ -431,10 +437,15 @@ step_prefetch(UnitRun *run, int unit)
 
 		CHECK_FOR_INTERRUPTS();
 		initStringInfo(&buf);
-		if (jobq_store_get(run->store, jobq_store_key(&run->job->user_id, &run->job->id, i + 1), &buf))
-			jobq_sha256_hex(buf.data, buf.len, got);
-		else
-			got[0] = '\0';
+		got[0] = '\0';
+		if (run->uri[i] != NULL)
+		{
+			const char *key;
+			JobqStore  *store = jobq_store_for_uri(run->uri[i], &key);
+
+			if (jobq_store_get(store, key, &buf))
+				jobq_sha256_hex(buf.data, buf.len, got);
+		}
 		if (run->sha[i] == NULL || strcmp(got, run->sha[i]) != 0)
 		{
 			run->stored[i] = false;
@@ -587,6 +598,7 @@ run_unit_job(JobqJob *job)
 		run.stored = palloc0(sizeof(bool) * run.units);
 		run.bytes = palloc0(sizeof(int64) * run.units);
 		run.sha = palloc0(sizeof(char *) * run.units);
+		run.uri = palloc0(sizeof(char *) * run.units);
 		if (try_step(step_load, &run, 0))
 		{
 			PG_TRY();
@@ -744,25 +756,30 @@ jobq_run_solo_job(JobqJob *job)
 
 /* ---- blobs of purged jobs ---- */
 
+#define PURGE_MAX_ATTEMPTS	20
+
 typedef struct PurgedJob
 {
 	pg_uuid_t	job_id;
-	pg_uuid_t	user_id;
-	int			units;
+	int			nuris;
+	char	  **uris;
 	int			attempts;
 	bool		failed;
 } PurgedJob;
 
 /* Delete one purged job's blobs; false (logged) when the store failed. */
 static bool
-delete_job_blobs(JobqStore *store, PurgedJob *job, MemoryContext cxt)
+delete_job_blobs(PurgedJob *job, MemoryContext cxt)
 {
 	PG_TRY();
 	{
-		for (int u = 1; u <= job->units; u++)
+		for (int u = 0; u < job->nuris; u++)
 		{
+			const char *key;
+			JobqStore  *store = jobq_store_for_uri(job->uris[u], &key);
+
 			CHECK_FOR_INTERRUPTS();
-			jobq_store_delete(store, jobq_store_key(&job->user_id, &job->job_id, u));
+			jobq_store_delete(store, key);
 		}
 	}
 	PG_CATCH();
@@ -774,7 +791,12 @@ delete_job_blobs(JobqStore *store, PurgedJob *job, MemoryContext cxt)
 		if (e->sqlerrcode != JOBQ_ERRCODE_STORE)
 			PG_RE_THROW();
 		FlushErrorState();
-		ereport(LOG, (errmsg("jobq: could not delete blobs of a purged job: %s", e->message)));
+		ereport(job->attempts + 1 >= PURGE_MAX_ATTEMPTS ? WARNING : LOG,
+				(errmsg("jobq: could not delete the blobs of purged job %s (attempt %d of %d): %s",
+						DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&job->job_id))),
+						job->attempts + 1, PURGE_MAX_ATTEMPTS, e->message),
+				 job->attempts + 1 >= PURGE_MAX_ATTEMPTS ?
+				 errhint("They are left in the store; delete them by hand.") : 0));
 		job->failed = true;
 	}
 	PG_END_TRY();
@@ -784,8 +806,9 @@ delete_job_blobs(JobqStore *store, PurgedJob *job, MemoryContext cxt)
 /*
  * Delete the blobs of a few purged jobs (queued by jobq.purge()): taken
  * from the queue in one transaction, deleted with no transaction open, and
- * put back (up to 10 attempts) when the store fails.  Called by an idle
- * worker.  Returns how many jobs' blobs were handled.
+ * put back, due again after a backoff (30 s doubling up to an hour), when
+ * the store fails; after PURGE_MAX_ATTEMPTS a WARNING says they were left.
+ * Called by an idle worker.  Returns how many jobs' blobs were handled.
  */
 int
 jobq_delete_purged_blobs(void)
@@ -794,15 +817,15 @@ jobq_delete_purged_blobs(void)
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	PurgedJob  *jobs = NULL;
 	uint64		n = 0;
-	JobqStore  *store;
 	bool		any_failed = false;
 
 	begin_txn(false);
 	if (OidIsValid(get_relname_relid("blob_deletions", get_namespace_oid("jobq", true))))
 	{
 		if (SPI_execute("DELETE FROM jobq.blob_deletions WHERE job_id IN"
-						" (SELECT job_id FROM jobq.blob_deletions ORDER BY queued_at LIMIT 10"
-						"  FOR UPDATE SKIP LOCKED) RETURNING job_id, user_id, units, attempts",
+						" (SELECT job_id FROM jobq.blob_deletions WHERE next_attempt_at <= now()"
+						"  ORDER BY next_attempt_at LIMIT 10 FOR UPDATE SKIP LOCKED)"
+						" RETURNING job_id, uris, attempts",
 						false, 0) != SPI_OK_DELETE_RETURNING)
 			elog(ERROR, "jobq: could not take purged blobs");
 		n = SPI_processed;
@@ -812,35 +835,45 @@ jobq_delete_purged_blobs(void)
 			HeapTuple	tup = SPI_tuptable->vals[i];
 			TupleDesc	desc = SPI_tuptable->tupdesc;
 			bool		isnull;
+			Datum	   *elems;
+			bool	   *nulls;
 
 			jobs[i].job_id = *DatumGetUUIDP(SPI_getbinval(tup, desc, 1, &isnull));
-			jobs[i].user_id = *DatumGetUUIDP(SPI_getbinval(tup, desc, 2, &isnull));
-			jobs[i].units = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
-			jobs[i].attempts = DatumGetInt32(SPI_getbinval(tup, desc, 4, &isnull));
+			deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 2, &isnull)),
+							  TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &jobs[i].nuris);
+			jobs[i].uris = MemoryContextAlloc(cxt, sizeof(char *) * Max(jobs[i].nuris, 1));
+			for (int u = 0; u < jobs[i].nuris; u++)
+				jobs[i].uris[u] = nulls[u] ? "" : MemoryContextStrdup(cxt, TextDatumGetCString(elems[u]));
+			jobs[i].attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
 		}
 	}
 	commit_txn();
 	MemoryContextSwitchTo(cxt);
 
-	if (n > 0)
-	{
-		store = jobq_store_open();
-		for (uint64 i = 0; i < n; i++)
-			any_failed |= !delete_job_blobs(store, &jobs[i], cxt);
-	}
+	for (uint64 i = 0; i < n; i++)
+		any_failed |= !delete_job_blobs(&jobs[i], cxt);
+
 	if (any_failed)
 	{
 		begin_txn(false);
 		for (uint64 i = 0; i < n; i++)
 		{
-			Datum		values[4] = {UUIDPGetDatum(&jobs[i].job_id), UUIDPGetDatum(&jobs[i].user_id),
-			Int32GetDatum(jobs[i].units), Int32GetDatum(jobs[i].attempts + 1)};
+			Datum	   *uris;
+			Datum		values[3];
 
-			if (!jobs[i].failed || jobs[i].attempts + 1 >= 10)
+			if (!jobs[i].failed || jobs[i].attempts + 1 >= PURGE_MAX_ATTEMPTS)
 				continue;
-			SPI_execute_with_args("INSERT INTO jobq.blob_deletions (job_id, user_id, units, attempts)"
-								  " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", 4,
-								  (Oid[]) {UUIDOID, UUIDOID, INT4OID, INT4OID}, values, NULL, false, 0);
+			uris = palloc(sizeof(Datum) * Max(jobs[i].nuris, 1));
+			for (int u = 0; u < jobs[i].nuris; u++)
+				uris[u] = CStringGetTextDatum(jobs[i].uris[u]);
+			values[0] = UUIDPGetDatum(&jobs[i].job_id);
+			values[1] = PointerGetDatum(construct_array(uris, jobs[i].nuris, TEXTOID, -1, false, TYPALIGN_INT));
+			values[2] = Int32GetDatum(jobs[i].attempts + 1);
+			SPI_execute_with_args("INSERT INTO jobq.blob_deletions (job_id, uris, attempts, next_attempt_at)"
+								  " VALUES ($1, $2, $3, now() + least(interval '1 hour',"
+								  "   interval '30 seconds' * (2 ^ ($3 - 1))))"
+								  " ON CONFLICT DO NOTHING", 3,
+								  (Oid[]) {UUIDOID, TEXTARRAYOID, INT4OID}, values, NULL, false, 0);
 		}
 		commit_txn();
 	}
