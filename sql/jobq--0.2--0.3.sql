@@ -69,6 +69,10 @@ BEGIN
         RAISE EXCEPTION 'stale_after must not be negative, not %', stale_after
               USING ERRCODE = '22023';
     END IF;
+    IF stale_after > interval '1000 years' THEN
+        -- no heartbeat is that old: only lost in-server holders remain to rescue
+        RETURN jobq._release_lost(false, NULL);
+    END IF;
     RETURN jobq._release_lost(true, stale_after);
 END
 $$;
@@ -90,6 +94,9 @@ BEGIN
     END IF;
     IF queue = '' THEN
         RAISE EXCEPTION 'queue must not be empty' USING ERRCODE = '22023';
+    END IF;
+    IF older_than > interval '1000 years' THEN
+        RETURN 0;               -- nothing finished that long ago
     END IF;
     -- the checkpoint records are still visible to this statement: their
     -- rows go with their jobs (ON DELETE CASCADE) when it ends

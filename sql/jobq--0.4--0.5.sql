@@ -152,12 +152,13 @@ BEGIN
         RAISE EXCEPTION 'unknown option(s) for a % provider: %', kind, unknown USING ERRCODE = '22023',
               HINT = 'A mock provider takes failure_rate, latency_ms, fail_status, output and healthy; an http provider takes none.';
     END IF;
+    -- compared as numeric: a float8 cast would overflow on 1e400
     IF (options ? 'failure_rate' AND (jsonb_typeof(options->'failure_rate') <> 'number'
-                                      OR (options->>'failure_rate')::float8 NOT BETWEEN 0 AND 1))
+                                      OR (options->>'failure_rate')::numeric NOT BETWEEN 0 AND 1))
        OR (options ? 'latency_ms' AND (jsonb_typeof(options->'latency_ms') <> 'number'
-                                       OR (options->>'latency_ms')::float8 < 0))
+                                       OR (options->>'latency_ms')::numeric NOT BETWEEN 0 AND 86400000))
        OR (options ? 'fail_status' AND (jsonb_typeof(options->'fail_status') <> 'number'
-                                        OR (options->>'fail_status')::float8 NOT BETWEEN 400 AND 599))
+                                        OR (options->>'fail_status')::numeric NOT BETWEEN 400 AND 599))
        OR (options ? 'healthy' AND jsonb_typeof(options->'healthy') <> 'boolean') THEN
         RAISE EXCEPTION 'bad mock options %', options USING ERRCODE = '22023',
               HINT = 'failure_rate in [0, 1], latency_ms >= 0, fail_status 400..599, healthy a boolean.';

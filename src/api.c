@@ -1073,9 +1073,26 @@ jobq_complete_many(PG_FUNCTION_ARGS)
 								uuid_str(DatumGetUUIDP(sorted[i])))));
 	}
 
-	values[0] = PointerGetDatum(ids);
-	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
-	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+	/* rebuilt from 1, so results[i] goes with job_ids[i] whatever the bounds given */
+	values[0] = PointerGetDatum(construct_array(id_elems, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+	if (PG_ARGISNULL(1))
+	{
+		values[1] = (Datum) 0;
+		nulls[1] = 'n';
+	}
+	else
+	{
+		Datum	   *relems;
+		bool	   *rnulls;
+		int			nres;
+		int			dims[1] = {n};
+		int			lbs[1] = {1};
+
+		deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), JSONBOID, -1, false, TYPALIGN_INT,
+						  &relems, &rnulls, &nres);
+		values[1] = PointerGetDatum(construct_md_array(relems, rnulls, 1, dims, lbs, JSONBOID,
+													   -1, false, TYPALIGN_INT));
+	}
 	values[2] = worker ? CStringGetTextDatum(worker) : (Datum) 0;
 	nulls[2] = worker ? ' ' : 'n';
 	tenant_param(&tenant, &values[3], &nulls[3]);

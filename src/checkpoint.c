@@ -252,10 +252,41 @@ jobq_checkpoint(PG_FUNCTION_ARGS)
 				 errmsg("cannot checkpoint job %s: it is %s, not Processing",
 						idbuf, jobq_status_name(status))));
 
+	jobq_sha256_hex(VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data), sha);
+
+	/*
+	 * A stored checkpoint is never overwritten: this transaction might roll
+	 * back after the upload, and the recorded one would be lost.  The same
+	 * output again is a no-op that returns its URI.
+	 */
+	{
+		Datum		values[2] = {UUIDPGetDatum(id), Int32GetDatum(unit_id)};
+
+		if (jobq_plan_exec(&get_plan, values, NULL, false, 1) > 0)
+		{
+			char	   *old_sha = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+			char	   *old_uri = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+
+			if (strcmp(old_sha, sha) != 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("unit %d of job %s already has a different checkpoint", unit_id, idbuf),
+						 errhint("Checkpoints are immutable; read it with jobq.checkpoint_data().")));
+			result = cstring_to_text(old_uri);
+			{
+				text	   *copy = SPI_palloc(VARSIZE(result));
+
+				memcpy(copy, result, VARSIZE(result));
+				result = copy;
+			}
+			SPI_finish();
+			PG_RETURN_TEXT_P(result);
+		}
+	}
+
 	store = jobq_store_open();
 	key = jobq_store_key(&user_id, id, unit_id);
 	uri = jobq_store_uri(store, key);
-	jobq_sha256_hex(VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data), sha);
 	jobq_store_put(store, key, VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data));
 
 	jobq_ckpt_record(id, unit_id, uri, VARSIZE_ANY_EXHDR(data), sha, true);

@@ -458,8 +458,10 @@ jobq_register(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(7))
 	{
 		Interval   *iv = PG_GETARG_INTERVAL_P(7);
+		Interval	zero = {0};
 
-		if (iv->time <= 0 && iv->day <= 0 && iv->month <= 0)
+		if (!DatumGetBool(DirectFunctionCall2(interval_gt, IntervalPGetDatum(iv),
+											  IntervalPGetDatum(&zero))))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("timeout must be positive, not %s",

@@ -14,8 +14,9 @@ SELECT unit_id, bytes, sha256 = encode(sha256(convert_to(CASE unit_id WHEN 1 THE
 SELECT convert_from(jobq.checkpoint_data(:'j', 1), 'UTF8') AS unit1,
        convert_from(jobq.checkpoint_data(:'j', 2), 'UTF8') AS unit2,
        jobq.checkpoint_data(:'j', 3) IS NULL AS unit3_none;
--- a checkpoint may be replaced
-SELECT jobq.checkpoint(:'j', 2, 'second, again') IS NOT NULL AS replaced;
+-- a stored checkpoint is immutable: the same output again is a no-op, another is refused
+SELECT jobq.checkpoint(:'j', 2, 'second unit') = (SELECT uri FROM jobq.checkpoints(:'j') WHERE unit_id = 2) AS same_again;
+SELECT t.err(format('SELECT jobq.checkpoint(%L, 2, %L)', :'j', 'second, again'));
 SELECT convert_from(jobq.checkpoint_data(:'j', 2), 'UTF8'), (SELECT units_done FROM jobq.jobs WHERE id = :'j');
 
 -- bad input
