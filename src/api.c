@@ -52,23 +52,21 @@ PG_FUNCTION_INFO_V1(jobq_status);
 
 /* ---- saved plans ---- */
 
-static JobqPlan enqueue_plan = {
-	"INSERT INTO jobq.jobs (id, user_id, job_type, queue, priority, run_at, payload,"
-	" units_total, max_attempts, dedupe_key, trace_id)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-	11, {UUIDOID, UUIDOID, TEXTOID, TEXTOID, INT4OID, TIMESTAMPTZOID, JSONBOID,
+#define ENQUEUE_INSERT \
+	"INSERT INTO jobq.jobs (id, user_id, job_type, queue, priority, run_at, payload," \
+	" units_total, max_attempts, dedupe_key, trace_id)" \
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+#define ENQUEUE_TYPES \
+	{UUIDOID, UUIDOID, TEXTOID, TEXTOID, INT4OID, TIMESTAMPTZOID, JSONBOID, \
 	INT4OID, INT4OID, TEXTOID, TEXTOID}
-};
+
+static JobqPlan enqueue_plan = {ENQUEUE_INSERT, 11, ENQUEUE_TYPES};
 
 /* the same with dedupe: an active job of the same type, user and key wins */
 static JobqPlan enqueue_dedupe_plan = {
-	"INSERT INTO jobq.jobs (id, user_id, job_type, queue, priority, run_at, payload,"
-	" units_total, max_attempts, dedupe_key, trace_id)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-	" ON CONFLICT (job_type, user_id, dedupe_key)"
+	ENQUEUE_INSERT " ON CONFLICT (job_type, user_id, dedupe_key)"
 	" WHERE dedupe_key IS NOT NULL AND status < 2 DO NOTHING RETURNING id",
-	11, {UUIDOID, UUIDOID, TEXTOID, TEXTOID, INT4OID, TIMESTAMPTZOID, JSONBOID,
-	INT4OID, INT4OID, TEXTOID, TEXTOID}
+	11, ENQUEUE_TYPES
 };
 
 static JobqPlan dedupe_lookup_plan = {
@@ -466,6 +464,46 @@ not_applicable(const char *action, const pg_uuid_t *id, const char *worker,
 			 errmsg("cannot %s job %s: it is held by \"%s\", not by \"%s\"",
 					action, uuid_str(id), holder ? holder : "", worker ? worker : ""),
 			 errhint("The job was rescued and claimed again; this worker's result is no longer wanted.")));
+}
+
+/* A job locked FOR UPDATE by lock_job(), with what the transitions need. */
+typedef struct LockedJob
+{
+	int			status;
+	char	   *holder;
+	int			attempts;
+	int			max_attempts;
+	char	   *trace_id;
+	int			units_done;
+	pg_uuid_t	tenant;
+	Datum		tenant_value;	/* the tenant as a plan parameter */
+	char		tenant_null;
+} LockedJob;
+
+/* Lock the caller-visible job and read it; P0002 when invisible.  Needs SPI. */
+static void
+lock_job(pg_uuid_t *id, LockedJob *job)
+{
+	Datum		values[2];
+	char		nulls[3] = "  ";
+	HeapTuple	row;
+	TupleDesc	desc;
+	bool		isnull;
+
+	values[0] = UUIDPGetDatum(id);
+	tenant_param(&job->tenant, &job->tenant_value, &job->tenant_null);
+	values[1] = job->tenant_value;
+	nulls[1] = job->tenant_null;
+	if (jobq_plan_exec(&lock_plan, values, nulls, false, 1) == 0)
+		no_such_job(id);
+	row = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	job->status = DatumGetInt32(SPI_getbinval(row, desc, 1, &isnull));
+	job->holder = SPI_getvalue(row, desc, 2);
+	job->attempts = DatumGetInt32(SPI_getbinval(row, desc, 3, &isnull));
+	job->max_attempts = DatumGetInt32(SPI_getbinval(row, desc, 4, &isnull));
+	job->trace_id = SPI_getvalue(row, desc, 5);
+	job->units_done = DatumGetInt32(SPI_getbinval(row, desc, 6, &isnull));
 }
 
 /* Delay before retrying a job whose attempt number `attempt` failed. */
@@ -1138,18 +1176,7 @@ jobq_fail(PG_FUNCTION_ARGS)
 	char	   *code = jobq_arg_name(fcinfo, 2, "code", "HandlerError");
 	bool		retry = PG_ARGISNULL(3) ? true : PG_GETARG_BOOL(3);
 	char	   *worker = arg_worker(fcinfo, 4);
-	pg_uuid_t	tenant;
-	Datum		lv[2];
-	char		ln[3] = "  ";
-	bool		isnull;
-	HeapTuple	row;
-	TupleDesc	desc;
-	int			status,
-				attempts,
-				max_attempts,
-				units_done;
-	char	   *holder;
-	char	   *trace_id;
+	LockedJob	job;
 
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -1157,26 +1184,13 @@ jobq_fail(PG_FUNCTION_ARGS)
 				 errmsg("message must not be NULL")));
 	message = text_to_cstring(PG_GETARG_TEXT_PP(1));
 
-	lv[0] = UUIDPGetDatum(id);
-	tenant_param(&tenant, &lv[1], &ln[1]);
-
 	SPI_connect();
-	if (jobq_plan_exec(&lock_plan, lv, ln, false, 1) == 0)
-		no_such_job(id);
-	row = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	status = DatumGetInt32(SPI_getbinval(row, desc, 1, &isnull));
-	holder = SPI_getvalue(row, desc, 2);
-	attempts = DatumGetInt32(SPI_getbinval(row, desc, 3, &isnull));
-	max_attempts = DatumGetInt32(SPI_getbinval(row, desc, 4, &isnull));
-	trace_id = SPI_getvalue(row, desc, 5);
-	units_done = DatumGetInt32(SPI_getbinval(row, desc, 6, &isnull));
+	lock_job(id, &job);
+	if (job.status != JOBQ_PROCESSING ||
+		(worker && (job.holder == NULL || strcmp(job.holder, worker) != 0)))
+		not_applicable("fail", id, worker, job.tenant_value, job.tenant_null);
 
-	if (status != JOBQ_PROCESSING ||
-		(worker && (holder == NULL || strcmp(holder, worker) != 0)))
-		not_applicable("fail", id, worker, lv[1], ln[1]);
-
-	jobq_record_failure(id, NULL, trace_id, attempts, max_attempts, units_done,
+	jobq_record_failure(id, NULL, job.trace_id, job.attempts, job.max_attempts, job.units_done,
 						code, 0, message, retry, NULL);
 	SPI_finish();
 	PG_RETURN_VOID();
@@ -1191,46 +1205,28 @@ Datum
 jobq_cancel(PG_FUNCTION_ARGS)
 {
 	pg_uuid_t  *id = arg_job_id(fcinfo, 0);
-	pg_uuid_t	tenant;
-	Datum		lv[2];
-	char		ln[3] = "  ";
-	bool		isnull;
-	HeapTuple	row;
-	TupleDesc	desc;
-	int			status;
-	char	   *holder;
+	LockedJob	job;
 	char	   *message;
 	Datum		values[3];
 
-	lv[0] = UUIDPGetDatum(id);
-	tenant_param(&tenant, &lv[1], &ln[1]);
-
 	SPI_connect();
-	if (jobq_plan_exec(&lock_plan, lv, ln, false, 1) == 0)
-		no_such_job(id);
-	row = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	status = DatumGetInt32(SPI_getbinval(row, desc, 1, &isnull));
-	if (JOBQ_IS_TERMINAL(status))
+	lock_job(id, &job);
+	if (JOBQ_IS_TERMINAL(job.status))
 	{
 		SPI_finish();
 		PG_RETURN_BOOL(false);
 	}
-	holder = SPI_getvalue(row, desc, 2);
 	message = psprintf("cancelled by %s", GetUserNameFromId(GetOuterUserId(), false));
 	values[0] = UUIDPGetDatum(id);
 	values[1] = CStringGetTextDatum(message);
-	values[2] = JsonbPGetDatum(jobq_error_json(SPI_getvalue(row, desc, 5),
-											   jobq_status_for_code("Cancelled"), "Cancelled",
-											   message,
-											   DatumGetInt32(SPI_getbinval(row, desc, 3, &isnull)),
-											   DatumGetInt32(SPI_getbinval(row, desc, 6, &isnull))));
+	values[2] = JsonbPGetDatum(jobq_error_json(job.trace_id, jobq_status_for_code("Cancelled"),
+											   "Cancelled", message, job.attempts, job.units_done));
 	jobq_plan_exec(&cancel_plan, values, NULL, false, 0);
 	notify_rows(1);
 	jobq_count(JOBQ_C_CANCELLED, 1);
 	drop_tokens(&values[0], 1);
-	if (status == JOBQ_PROCESSING && holder != NULL)
-		jobq_cancel_at_commit(holder, id);
+	if (job.status == JOBQ_PROCESSING && job.holder != NULL)
+		jobq_cancel_at_commit(job.holder, id);
 	SPI_finish();
 	PG_RETURN_BOOL(true);
 }
@@ -1243,25 +1239,17 @@ Datum
 jobq_retry(PG_FUNCTION_ARGS)
 {
 	pg_uuid_t  *id = arg_job_id(fcinfo, 0);
-	pg_uuid_t	tenant;
-	Datum		lv[2];
-	char		ln[3] = "  ";
-	bool		isnull;
-	int			status;
-
-	lv[0] = UUIDPGetDatum(id);
-	tenant_param(&tenant, &lv[1], &ln[1]);
+	LockedJob	job;
+	Datum		value = UUIDPGetDatum(id);
 
 	SPI_connect();
-	if (jobq_plan_exec(&lock_plan, lv, ln, false, 1) == 0)
-		no_such_job(id);
-	status = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	if (status != JOBQ_FAILED && status != JOBQ_CANCELLED)
+	lock_job(id, &job);
+	if (job.status != JOBQ_FAILED && job.status != JOBQ_CANCELLED)
 	{
 		SPI_finish();
 		PG_RETURN_BOOL(false);
 	}
-	jobq_plan_exec(&retry_plan, lv, NULL, false, 0);
+	jobq_plan_exec(&retry_plan, &value, NULL, false, 0);
 	notify_rows(1);
 	jobq_count(JOBQ_C_RETRIED, 1);
 	SPI_finish();

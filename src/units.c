@@ -471,6 +471,18 @@ step_prefetch(UnitRun *run, int unit)
 	commit_txn();
 }
 
+/* In the open txn: the result completes the job, its token goes; commit. */
+static void
+complete_job(UnitRun *run, Datum result, bool isnull, const char *what)
+{
+	if (!isnull)
+		jobq_check_payload(result, what);
+	if (!jobq_complete_held(&run->job->id, result, isnull, jobq_worker->holder))
+		run->gone = true;
+	drop_token(run);
+	commit_txn();
+}
+
 /* txn C: the finalizer's result completes the job */
 static void
 step_finalize(UnitRun *run, int unit)
@@ -499,12 +511,7 @@ step_finalize(UnitRun *run, int unit)
 		result = DirectFunctionCall1(jsonb_in,
 									 CStringGetDatum(psprintf("{\"units\": %d}", run->units)));
 	jobq_ckpt_prefetch_clear();
-	if (!isnull)
-		jobq_check_payload(result, "finalizer result");
-	if (!jobq_complete_held(&run->job->id, result, isnull, jobq_worker->holder))
-		run->gone = true;
-	drop_token(run);
-	commit_txn();
+	complete_job(run, result, isnull, "finalizer result");
 }
 
 /* txn: record the attempt's failure with the checkpoint count */
@@ -711,11 +718,7 @@ step_provider_complete(UnitRun *run, int unit)
 	}
 	begin_txn(false);
 	result = DirectFunctionCall1(jsonb_in, CStringGetDatum(text));
-	jobq_check_payload(result, "provider result");
-	if (!jobq_complete_held(&run->job->id, result, false, jobq_worker->holder))
-		run->gone = true;
-	drop_token(run);
-	commit_txn();
+	complete_job(run, result, false, "provider result");
 }
 
 static void
