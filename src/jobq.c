@@ -194,7 +194,7 @@ jobq_define_settings(void)
 							NULL, &jobq_default_max_attempts, 3, 1, 1000000,
 							PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("jobq.max_payload_bytes",
-							"Largest payload (and checkpoint) accepted.",
+							"Largest payload or result accepted.",
 							NULL, &jobq_max_payload_bytes, 1024 * 1024, 0, MaxAllocSize,
 							PGC_SUSET, GUC_UNIT_BYTE, NULL, NULL, NULL);
 	DefineCustomIntVariable("jobq.max_units",

@@ -64,6 +64,9 @@ extern char *jobq_auth_token_setting;
 extern bool jobq_notify_progress;
 extern void jobq_notify_job(Datum row);
 
+/* ---- metrics.c ---- */
+extern void jobq_append_label(StringInfo buf, const char *value);
+
 /* ---- provider.c ---- */
 extern void jobq_provider_metrics(StringInfo buf);
 

@@ -22,8 +22,8 @@
 PG_FUNCTION_INFO_V1(jobq_metrics);
 
 /* Append a label value escaped for the text format: \\, \" and \n. */
-static void
-append_label(StringInfo buf, const char *value)
+void
+jobq_append_label(StringInfo buf, const char *value)
 {
 	for (const char *p = value; *p; p++)
 	{
@@ -82,11 +82,11 @@ queue_gauges(StringInfo buf)
 		char	   *q = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
 
 		appendStringInfoString(buf, "jobq_jobs{queue=\"");
-		append_label(buf, q);
+		jobq_append_label(buf, q);
 		appendStringInfo(buf, "\",status=\"queued\"} %s\n",
 						 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2));
 		appendStringInfoString(buf, "jobq_jobs{queue=\"");
-		append_label(buf, q);
+		jobq_append_label(buf, q);
 		appendStringInfo(buf, "\",status=\"processing\"} %s\n",
 						 SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3));
 	}
@@ -94,7 +94,7 @@ queue_gauges(StringInfo buf)
 	for (uint64 i = 0; i < n; i++)
 	{
 		appendStringInfoString(buf, "jobq_queue_depth{queue=\"");
-		append_label(buf, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+		jobq_append_label(buf, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
 		appendStringInfo(buf, "\"} %s\n", SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 4));
 	}
 	family(buf, "jobq_oldest_queued_age_seconds", "gauge",
@@ -102,7 +102,7 @@ queue_gauges(StringInfo buf)
 	for (uint64 i = 0; i < n; i++)
 	{
 		appendStringInfoString(buf, "jobq_oldest_queued_age_seconds{queue=\"");
-		append_label(buf, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+		jobq_append_label(buf, SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
 		appendStringInfo(buf, "\"} %s\n", SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 5));
 	}
 }

@@ -599,8 +599,6 @@ jobq_provider_health(PG_FUNCTION_ARGS)
 		{
 			state = e->state;
 			failures = e->failures;
-			if (state == BREAKER_OPEN && e->opened_at != 0)
-				state = BREAKER_OPEN;
 		}
 		SpinLockRelease(&pshared->mutex);
 	}
@@ -663,25 +661,25 @@ jobq_provider_metrics(StringInfo buf)
 	for (int i = 0; i < n; i++)
 		for (int s = BREAKER_CLOSED; s <= BREAKER_HALF_OPEN; s++)
 		{
-			appendStringInfoString(buf, "jobq_breaker_state{endpoint=");
-			escape_json(buf, copy[i].name);
-			appendStringInfo(buf, ",state=\"%s\"} %d\n", breaker_names[s], copy[i].state == s);
+			appendStringInfoString(buf, "jobq_breaker_state{endpoint=\"");
+			jobq_append_label(buf, copy[i].name);
+			appendStringInfo(buf, "\",state=\"%s\"} %d\n", breaker_names[s], copy[i].state == s);
 		}
 	appendStringInfoString(buf, "# HELP jobq_breaker_calls_total Calls made to each provider and pre-warm hook.\n"
 						   "# TYPE jobq_breaker_calls_total counter\n");
 	for (int i = 0; i < n; i++)
 	{
-		appendStringInfoString(buf, "jobq_breaker_calls_total{endpoint=");
-		escape_json(buf, copy[i].name);
-		appendStringInfo(buf, "} " INT64_FORMAT "\n", copy[i].calls);
+		appendStringInfoString(buf, "jobq_breaker_calls_total{endpoint=\"");
+		jobq_append_label(buf, copy[i].name);
+		appendStringInfo(buf, "\"} " INT64_FORMAT "\n", copy[i].calls);
 	}
 	appendStringInfoString(buf, "# HELP jobq_breaker_failures_total Failed calls (5xx, 408, 429, timeout, refused).\n"
 						   "# TYPE jobq_breaker_failures_total counter\n");
 	for (int i = 0; i < n; i++)
 	{
-		appendStringInfoString(buf, "jobq_breaker_failures_total{endpoint=");
-		escape_json(buf, copy[i].name);
-		appendStringInfo(buf, "} " INT64_FORMAT "\n", copy[i].call_failures);
+		appendStringInfoString(buf, "jobq_breaker_failures_total{endpoint=\"");
+		jobq_append_label(buf, copy[i].name);
+		appendStringInfo(buf, "\"} " INT64_FORMAT "\n", copy[i].call_failures);
 	}
 }
 

@@ -58,6 +58,7 @@ struct JobqStore
 	char	   *uri_base;		/* what URIs of this store start with */
 	char	   *prefix;			/* "" or "a/b/" */
 	char	   *account;		/* azure */
+	bool		no_headers;		/* http: a URI outside the configured store */
 };
 
 /* settings */
@@ -324,9 +325,13 @@ jobq_store_for_uri(const char *uri, const char **key)
 	}
 	else if (strncmp(uri, "http://", 7) == 0 || strncmp(uri, "https://", 8) == 0)
 	{
+		const char *base = checkpoint_url ? checkpoint_url : "";
+
 		st->kind = STORE_HTTP;
 		st->base_url = "";
 		*key = uri;
+		/* the store's headers (credentials) go only to the configured store */
+		st->no_headers = base[0] == '\0' || strncmp(uri, base, strlen(base)) != 0;
 	}
 	else
 		ereport(ERROR,
@@ -663,7 +668,7 @@ remote(JobqStore *st, const char *method, const char *key, const char *data, siz
 				headers = lappend(headers, azure_authorization(st, method, url, len, ctype, ms));
 			}
 		}
-		else
+		else if (!st->no_headers)
 			headers = configured_headers(headers);
 		req.headers = headers;
 

@@ -80,9 +80,14 @@ typedef struct UnitRun
 	char	   *auth_token;		/* forwarded as Bearer; erased with the job */
 	Jsonb	   *payload;
 	JobqCallResult *failed_call;	/* why the chain failed, when it did */
+	bool		store_step;		/* the step running talks to the store */
 } UnitRun;
 
 typedef void (*UnitStep) (UnitRun *run, int unit);
+
+static void step_verify(UnitRun *run, int unit);
+static void step_upload(UnitRun *run, int unit);
+static void step_prefetch(UnitRun *run, int unit);
 
 /* the current unit's output, between its txn A and its upload */
 static bytea *unit_output;
@@ -201,6 +206,8 @@ try_step(UnitStep step, UnitRun *run, int unit)
 {
 	volatile bool ok = true;
 
+	run->store_step = (step == step_verify || step == step_upload || step == step_prefetch);
+
 	PG_TRY();
 	{
 		step(run, unit);
@@ -213,6 +220,9 @@ try_step(UnitStep step, UnitRun *run, int unit)
 		FlushErrorState();
 		AbortOutOfAnyTransaction();
 		MemoryContextSwitchTo(run->cxt);
+		/* a store misconfigured or down is a store failure, worth a retry */
+		if (run->store_step && run->error->sqlerrcode != ERRCODE_QUERY_CANCELED)
+			run->error->sqlerrcode = JOBQ_ERRCODE_STORE;
 		ok = false;
 	}
 	PG_END_TRY();
@@ -616,6 +626,7 @@ run_unit_job(JobqJob *job)
 			{
 				MemoryContextSwitchTo(run.cxt);
 				run.error = CopyErrorData();
+				run.error->sqlerrcode = JOBQ_ERRCODE_STORE;	/* a bad store setting */
 				FlushErrorState();
 			}
 			PG_END_TRY();
