@@ -188,13 +188,24 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA jobq FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA jobq FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION jobq.gen_uuid_v7(), jobq.current_user_id() TO PUBLIC;
 
+-- 22023 unless role names an existing role (a regrole can hold any OID)
+CREATE FUNCTION jobq._check_role(role regrole) RETURNS void
+    LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF role IS NULL OR NOT EXISTS (SELECT 1 FROM pg_roles r WHERE r.oid = role) THEN
+        RAISE EXCEPTION 'role % does not exist', coalesce(role::oid::text, 'NULL')
+              USING ERRCODE = '22023';
+    END IF;
+END
+$$;
+REVOKE ALL ON FUNCTION jobq._check_role(regrole) FROM PUBLIC;
+
 CREATE FUNCTION jobq.grant_client(role regrole) RETURNS void
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF role IS NULL THEN
-        RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = '22023';
-    END IF;
+    PERFORM jobq._check_role(role);
     EXECUTE format('GRANT USAGE ON SCHEMA jobq TO %s', role);
     EXECUTE format('GRANT SELECT ON jobq.jobs TO %s', role);
     EXECUTE format('GRANT EXECUTE ON FUNCTION jobq.enqueue(text, jsonb, uuid, text, int, timestamptz, int, int, text, text),
@@ -207,9 +218,7 @@ CREATE FUNCTION jobq.grant_worker(role regrole) RETURNS void
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF role IS NULL THEN
-        RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = '22023';
-    END IF;
+    PERFORM jobq._check_role(role);
     EXECUTE format('GRANT USAGE ON SCHEMA jobq TO %s', role);
     EXECUTE format('GRANT EXECUTE ON FUNCTION jobq.claim(text, text, int, text[]),
         jobq.heartbeat(uuid, text), jobq.progress(uuid, int, text),
@@ -222,9 +231,7 @@ CREATE FUNCTION jobq.grant_admin(role regrole) RETURNS void
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF role IS NULL THEN
-        RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = '22023';
-    END IF;
+    PERFORM jobq._check_role(role);
     PERFORM jobq.grant_client(role);
     PERFORM jobq.grant_worker(role);
     EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA jobq TO %s', role);

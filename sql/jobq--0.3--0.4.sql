@@ -30,9 +30,7 @@ CREATE OR REPLACE FUNCTION jobq.grant_admin(role regrole) RETURNS void
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF role IS NULL THEN
-        RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = '22023';
-    END IF;
+    PERFORM jobq._check_role(role);
     PERFORM jobq.grant_client(role);
     PERFORM jobq.grant_worker(role);
     EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA jobq TO %s', role);

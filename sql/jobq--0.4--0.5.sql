@@ -302,9 +302,7 @@ CREATE OR REPLACE FUNCTION jobq.grant_client(role regrole) RETURNS void
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF role IS NULL THEN
-        RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = '22023';
-    END IF;
+    PERFORM jobq._check_role(role);
     EXECUTE format('GRANT USAGE ON SCHEMA jobq TO %s', role);
     EXECUTE format('GRANT SELECT ON jobq.jobs TO %s', role);
     EXECUTE format('GRANT EXECUTE ON FUNCTION jobq.enqueue(text, jsonb, uuid, text, int, timestamptz, int, int, text, text),
@@ -317,9 +315,7 @@ CREATE OR REPLACE FUNCTION jobq.grant_admin(role regrole) RETURNS void
     LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF role IS NULL THEN
-        RAISE EXCEPTION 'role must not be NULL' USING ERRCODE = '22023';
-    END IF;
+    PERFORM jobq._check_role(role);
     PERFORM jobq.grant_client(role);
     PERFORM jobq.grant_worker(role);
     EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA jobq TO %s', role);

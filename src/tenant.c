@@ -66,33 +66,76 @@ parse_uuid(const char *s, pg_uuid_t *out)
 	return *s == '\0';
 }
 
-/* The "sub" claim of a JWT claims JSON text, or NULL. */
+/* Parser state for finding the top-level "sub" of a claims object. */
+typedef struct SubSearch
+{
+	int			depth;
+	bool		at_sub;			/* the value being parsed is the top-level "sub" */
+	char	   *sub;
+} SubSearch;
+
+static void
+sub_nest(void *state)
+{
+	((SubSearch *) state)->depth++;
+}
+
+static void
+sub_unnest(void *state)
+{
+	((SubSearch *) state)->depth--;
+}
+
+static void
+sub_field_start(void *state, char *fname, bool isnull)
+{
+	SubSearch  *ss = state;
+
+	ss->at_sub = (ss->depth == 1 && strcmp(fname, "sub") == 0);
+}
+
+static void
+sub_field_end(void *state, char *fname, bool isnull)
+{
+	((SubSearch *) state)->at_sub = false;
+}
+
+static void
+sub_scalar(void *state, char *token, JsonTokenType type)
+{
+	SubSearch  *ss = state;
+
+	if (ss->at_sub && ss->depth == 1 && type == JSON_TOKEN_STRING)
+		ss->sub = pstrdup(token);
+}
+
+/*
+ * The "sub" claim of a JWT claims JSON text, or NULL.  Parsed with the JSON
+ * lexer directly (not through jsonb), so any malformed input, an escaped NUL
+ * or a lone surrogate included, is 22023 rather than another error.
+ */
 static char *
 claims_sub(const char *claims)
 {
 	JsonLexContext *lex;
-	Jsonb	   *jb;
-	JsonbValue	key;
-	JsonbValue *sub;
+	SubSearch	ss = {0};
+	JsonSemAction sem = {0};
 
-	/* check first, so malformed claims are 22023 rather than jsonb_in's error */
+	sem.semstate = &ss;
+	sem.object_start = sub_nest;
+	sem.object_end = sub_unnest;
+	sem.array_start = sub_nest;
+	sem.array_end = sub_unnest;
+	sem.object_field_start = sub_field_start;
+	sem.object_field_end = sub_field_end;
+	sem.scalar = sub_scalar;
 	lex = makeJsonLexContextCstringLen(unconstify(char *, claims), strlen(claims),
-									   GetDatabaseEncoding(), false);
-	if (pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
+									   GetDatabaseEncoding(), true);
+	if (pg_parse_json(lex, &sem) != JSON_SUCCESS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("request.jwt.claims is not valid JSON")));
-	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(claims)));
-
-	if (!JB_ROOT_IS_OBJECT(jb))
-		return NULL;
-	key.type = jbvString;
-	key.val.string.val = "sub";
-	key.val.string.len = 3;
-	sub = findJsonbValueFromContainer(&jb->root, JB_FOBJECT, &key);
-	if (sub == NULL || sub->type != jbvString)
-		return NULL;
-	return pnstrdup(sub->val.string.val, sub->val.string.len);
+	return ss.sub;
 }
 
 /* The session's tenant into *out; false when none is set. */
