@@ -41,7 +41,7 @@ clean-gateway:
 # PGXS does not track header dependencies: rebuild everything when one changes.
 $(OBJS): $(wildcard src/*.h)
 
-.PHONY: test demo bench deps check-version
+.PHONY: test demo bench deps check-version fuzz-test valgrind-test
 
 deps:
 	./test/deps.sh
@@ -54,6 +54,13 @@ demo: deps
 
 bench: deps
 	./bench/run.sh
+
+fuzz-test: deps
+	./test/fuzz/run.sh
+
+# the regress and pgTAP suites and some fuzzing against a server under valgrind (slow)
+valgrind-test: deps
+	./test/valgrind/run.sh
 
 check-version:
 	@grep -q '"version": "$(EXTVERSION)"' META.json || { echo "META.json does not say version $(EXTVERSION)"; exit 1; }

@@ -30,6 +30,10 @@ CREATE TABLE jobq.job_tokens (
     token  text NOT NULL
 );
 
+-- SET LOCAL jobq.auth_token from a bind parameter: SELECT jobq.set_auth_token($1)
+CREATE FUNCTION jobq.set_auth_token(token text) RETURNS void
+    AS 'MODULE_PATHNAME', 'jobq_set_auth_token' LANGUAGE C VOLATILE;
+
 CREATE TABLE jobq.validators (
     job_type  text NOT NULL,
     name      text NOT NULL,
@@ -292,7 +296,7 @@ REVOKE ALL ON FUNCTION jobq._check_url(text, text), jobq._check_headers(jsonb),
     jobq.create_provider(text, text, text, text, jsonb, interval, int, interval, jsonb),
     jobq.drop_provider(text), jobq.provider_health(text),
     jobq.add_validator(text, regprocedure, real, text), jobq.set_validation_threshold(text, real),
-    jobq.validate(text, jsonb),
+    jobq.validate(text, jsonb), jobq.set_auth_token(text),
     jobq.set_prewarm_hook(text, text, text, jsonb, text, interval, interval),
     jobq.drop_prewarm_hook(text) FROM PUBLIC;
 REVOKE ALL ON jobq.providers, jobq.job_tokens, jobq.validators, jobq.validation_thresholds,
@@ -307,7 +311,8 @@ BEGIN
     EXECUTE format('GRANT SELECT ON jobq.jobs TO %s', role);
     EXECUTE format('GRANT EXECUTE ON FUNCTION jobq.enqueue(text, jsonb, uuid, text, int, timestamptz, int, int, text, text),
         jobq.enqueue_many(text, jsonb[], uuid, text, int), jobq.cancel(uuid), jobq.retry(uuid),
-        jobq.status(uuid), jobq.depth(text), jobq.validate(text, jsonb) TO %s', role);
+        jobq.status(uuid), jobq.depth(text), jobq.validate(text, jsonb),
+        jobq.set_auth_token(text) TO %s', role);
 END
 $$;
 

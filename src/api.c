@@ -31,6 +31,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/tuplestore.h"
 
@@ -49,6 +50,7 @@ PG_FUNCTION_INFO_V1(jobq_fail);
 PG_FUNCTION_INFO_V1(jobq_cancel);
 PG_FUNCTION_INFO_V1(jobq_retry);
 PG_FUNCTION_INFO_V1(jobq_status);
+PG_FUNCTION_INFO_V1(jobq_set_auth_token);
 
 /* ---- saved plans ---- */
 
@@ -1291,4 +1293,19 @@ jobq_status(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	PG_RETURN_DATUM(HeapTupleGetDatum(result));
+}
+
+/*
+ * jobq.set_auth_token(token) RETURNS void: SET LOCAL jobq.auth_token, for
+ * a client that passes the token as a bind parameter (so it never shows in
+ * pg_stat_activity) and may not read the setting back, as set_config() would.
+ */
+Datum
+jobq_set_auth_token(PG_FUNCTION_ARGS)
+{
+	char	   *token = PG_ARGISNULL(0) ? "" : text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	(void) set_config_option("jobq.auth_token", token, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+	PG_RETURN_VOID();
 }

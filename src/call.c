@@ -9,6 +9,11 @@
  * saved SPI plan "SELECT schema.fn($1, ...)", which lets the planner inline
  * it (fmgr would parse and plan its body at every call).
  *
+ * User code runs with the session's default search_path (never the pinned
+ * "pg_catalog, pg_temp" of jobq's own statements), so unqualified names in
+ * a handler mean what they mean in a new session; a handler that must not
+ * depend on it pins its own with SET search_path.
+ *
  * fmgr does not check privileges, so we do: the registering role must
  * still exist and may execute the function, and the call runs with that
  * role's privileges (SECURITY_LOCAL_USERID_CHANGE, like SECURITY DEFINER).
@@ -25,6 +30,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/catcache.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
 #include "utils/syscache.h"
@@ -103,6 +109,7 @@ jobq_call(JobqCallable *c, Oid owner, bool handler, int64 timeout_ms, Datum *arg
 {
 	Oid			save_user;
 	int			save_sec;
+	int			nest;
 	Datum		result;
 
 	if (!SearchSysCacheExists1(AUTHOID, ObjectIdGetDatum(owner)))
@@ -116,6 +123,14 @@ jobq_call(JobqCallable *c, Oid owner, bool handler, int64 timeout_ms, Datum *arg
 				 errmsg("role \"%s\" may no longer execute %s",
 						GetUserNameFromId(owner, false), format_procedure(c->fn))));
 
+	/*
+	 * User code runs with the session's default search_path (the database's
+	 * and configuration's), not with the pinned one of jobq's own
+	 * statements; the GUC nest level undoes it on error too.
+	 */
+	nest = NewGUCNestLevel();
+	(void) set_config_option("search_path", GetConfigOptionResetString("search_path"),
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	SetUserIdAndSecContext(owner, save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	if (handler)
@@ -145,5 +160,6 @@ jobq_call(JobqCallable *c, Oid owner, bool handler, int64 timeout_ms, Datum *arg
 	if (handler)
 		jobq_handler_end();
 	SetUserIdAndSecContext(save_user, save_sec);
+	AtEOXact_GUC(true, nest);
 	return result;
 }

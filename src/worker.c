@@ -421,6 +421,13 @@ jobq_worker_main(Datum main_arg)
 	slot_attach(DatumGetInt32(main_arg));
 	BackgroundWorkerInitializeConnection(jobq_database, NULL, 0);
 	SetConfigOption("application_name", MyBgworkerEntry->bgw_name, PGC_USERSET, PGC_S_SESSION);
+
+	/*
+	 * The worker runs its own queries as superuser: nothing a user can
+	 * create may be on their search_path.  Registered functions run with
+	 * the database's default search_path instead (call.c).
+	 */
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
 	jobq_timeout_id = RegisterTimeout(USER_TIMEOUT, jobq_timeout_handler);
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "jobq batch", ALLOCSET_DEFAULT_SIZES);
 

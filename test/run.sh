@@ -8,7 +8,8 @@
 # Suites: regress (pg_regress), isolation (pg_isolation_regress), pgtap
 # (pg_prove), tap (prove + PostgreSQL::Test::Cluster: crashes, restarts),
 # node (node --test: NOTIFY, blob stores, HTTP providers), gateway
-# (gateway/test/run.sh: jobq-gateway, WebSocket clients, headless Chromium).
+# (gateway/test/run.sh: jobq-gateway, WebSocket clients, headless Chromium),
+# fuzz (test/fuzz/run.sh: thousands of hostile calls of every function).
 #
 # PostgreSQL refuses to run as root, so as root every server and every test
 # client runs as the postgres OS user.  Scratch space is a fresh directory
@@ -18,7 +19,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 PGBIN=$(pg_config --bindir)
 PGXS_SRC=$(dirname "$(dirname "$(pg_config --pgxs)")")
-SUITES=${SUITES:-"regress isolation pgtap tap node gateway"}
+SUITES=${SUITES:-"regress isolation pgtap tap node gateway fuzz"}
 
 WORK=$(mktemp -d /tmp/jobq-test.XXXXXX)
 chmod 755 "$WORK"
@@ -140,6 +141,18 @@ suite_gateway() {
   local p f
   read -r p f < <(sed -n 's/^\([0-9][0-9]*\) passed, \([0-9][0-9]*\) failed$/\1 \2/p' "$WORK/gateway.log" | tail -1)
   add "${p:-0}" "${f:-1}" gateway
+}
+
+suite_fuzz() {
+  [ -x test/fuzz/run.sh ] || return 0
+  local rc p f
+  test/fuzz/run.sh > "$WORK/fuzz.log" 2>&1
+  rc=$?
+  cat "$WORK/fuzz.log"
+  read -r p f < <(count_tap "$WORK/fuzz.log")
+  # a run that died before printing its checks still counts as a failure
+  [ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+  add "$p" "$f" fuzz
 }
 
 for s in $SUITES; do
