@@ -65,6 +65,32 @@ unique_sql_function(Oid fn)
 	return sql && same_schema == 1;
 }
 
+/*
+ * 42501 unless `role` has the privileges of the function's owner.  The
+ * function runs with role's privileges, so whoever can replace its body
+ * must already have them: otherwise the owner of a function registered by
+ * an administrator could run code as that administrator.
+ */
+void
+jobq_check_function_owner(Oid fn, Oid role)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn));
+	Oid			proowner;
+
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_FUNCTION),
+				 errmsg("function %u does not exist", fn)));
+	proowner = ((Form_pg_proc) GETSTRUCT(tup))->proowner;
+	ReleaseSysCache(tup);
+	if (!has_privs_of_role(role, proowner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("role \"%s\" does not own %s, and it would run with that role's privileges",
+						GetUserNameFromId(role, false), format_procedure(fn)),
+				 errhint("Register functions you own (or whose owner you are a member of).")));
+}
+
 JobqCallable *
 jobq_callable(Oid fn, int nargs, const Oid *argtypes, MemoryContext cxt)
 {
@@ -117,6 +143,7 @@ jobq_call(JobqCallable *c, Oid owner, bool handler, int64 timeout_ms, Datum *arg
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("the role that registered %s no longer exists", format_procedure(c->fn)),
 				 errhint("Register it again.")));
+	jobq_check_function_owner(c->fn, owner);
 	if (pg_proc_aclcheck(c->fn, owner, ACL_EXECUTE) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -160,6 +187,7 @@ jobq_call(JobqCallable *c, Oid owner, bool handler, int64 timeout_ms, Datum *arg
 	if (handler)
 		jobq_handler_end();
 	SetUserIdAndSecContext(save_user, save_sec);
-	AtEOXact_GUC(true, nest);
+	/* undo every setting the callee changed, even a plain SET: none may leak */
+	AtEOXact_GUC(false, nest);
 	return result;
 }

@@ -24,6 +24,7 @@ typedef struct JobqCallable
 /* Look the function up once (in cxt); an error if it no longer exists. */
 extern JobqCallable *jobq_callable(Oid fn, int nargs, const Oid *argtypes, MemoryContext cxt);
 extern void jobq_callable_free(JobqCallable *c);
+extern void jobq_check_function_owner(Oid fn, Oid role);
 
 /*
  * Call it as `owner` (who must still exist and may execute it); with

@@ -77,6 +77,12 @@ static JobqPlan job_plan = {
 	2, {UUIDOID, UUIDOID}
 };
 
+static JobqPlan unit_lock_plan = {
+	"SELECT pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended("
+	" pg_catalog.concat('jobq checkpoint ', $1, '/', $2), 0))",
+	2, {UUIDOID, INT4OID}
+};
+
 static JobqPlan get_plan = {
 	"SELECT c.bytes, c.sha256, c.uri FROM jobq.unit_checkpoints c WHERE c.job_id = $1"
 	" AND c.unit_id = $2 AND c.stored",
@@ -253,6 +259,13 @@ jobq_checkpoint(PG_FUNCTION_ARGS)
 						idbuf, jobq_status_name(status))));
 
 	jobq_sha256_hex(VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data), sha);
+
+	/* one checkpoint() of a unit at a time, so the check below cannot race */
+	{
+		Datum		values[2] = {UUIDPGetDatum(id), Int32GetDatum(unit_id)};
+
+		jobq_plan_exec(&unit_lock_plan, values, NULL, false, 0);
+	}
 
 	/*
 	 * A stored checkpoint is never overwritten: this transaction might roll

@@ -52,6 +52,21 @@
 
 TimeoutId	jobq_timeout_id = MAX_TIMEOUTS;
 
+/* Is job id among the cancels this worker's slot has seen? */
+static bool
+cancelled_now(const pg_uuid_t *id)
+{
+	JobqWorkerSlot *slot = jobq_worker->slot;
+	bool		cancelled;
+
+	SpinLockAcquire(&jobq_shared->mutex);
+	cancelled = memcmp(&slot->cancel_job, id, sizeof(pg_uuid_t)) == 0;
+	for (int i = 0; i < JOBQ_CANCEL_RING && !cancelled; i++)
+		cancelled = memcmp(&slot->cancelled[i], id, sizeof(pg_uuid_t)) == 0;
+	SpinLockRelease(&jobq_shared->mutex);
+	return cancelled;
+}
+
 /* read by the signal handlers */
 static volatile sig_atomic_t in_handler = false;
 static volatile sig_atomic_t cancel_hit = false;
@@ -102,13 +117,15 @@ jobq_handler_begin(int64 timeout_ms)
 	in_handler = true;
 	pg_memory_barrier();
 	/* a cancel that came after job_begin but before in_handler was set */
-	if (jobq_worker != NULL &&
-		memcmp(&jobq_worker->slot->cancel_job, &running_job, sizeof(pg_uuid_t)) == 0)
+	if (jobq_worker != NULL && cancelled_now(&running_job))
 	{
 		cancel_hit = true;
 		InterruptPending = true;
 		QueryCancelPending = true;
 	}
+	/* without a timeout of its own, a handler gets jobq.stale_after */
+	if (timeout_ms <= 0)
+		timeout_ms = (int64) jobq_stale_after_s * 1000;
 	if (timeout_ms > 0)
 		enable_timeout_after(jobq_timeout_id, (int) Min(timeout_ms, (int64) INT_MAX));
 }
@@ -129,6 +146,7 @@ void
 jobq_dispatch_reset(void)
 {
 	jobq_handler_end();
+	jobq_registry_unpin_all();
 	if (jobq_worker != NULL)
 	{
 		SpinLockAcquire(&jobq_shared->mutex);
@@ -193,15 +211,7 @@ unexpected_error(ErrorData *edata)
 bool
 jobq_job_cancelled(JobqJob *job)
 {
-	JobqWorkerSlot *slot = jobq_worker->slot;
-	bool		cancelled;
-
-	SpinLockAcquire(&jobq_shared->mutex);
-	cancelled = memcmp(&slot->cancel_job, &job->id, sizeof(pg_uuid_t)) == 0;
-	for (int i = 0; i < JOBQ_CANCEL_RING && !cancelled; i++)
-		cancelled = memcmp(&slot->cancelled[i], &job->id, sizeof(pg_uuid_t)) == 0;
-	SpinLockRelease(&jobq_shared->mutex);
-	return cancelled;
+	return cancelled_now(&job->id);
 }
 
 /*
@@ -229,7 +239,8 @@ jobq_record_job_error(int64 timeout_ms, JobqJob *job, ErrorData *edata, int chec
 	{
 		code = "Timeout";
 		message = psprintf("handler of job type \"%s\" ran longer than its timeout of %lld ms",
-						   job->job_type, (long long) timeout_ms);
+						   job->job_type,
+						   (long long) (timeout_ms > 0 ? timeout_ms : (int64) jobq_stale_after_s * 1000));
 	}
 	else if (edata->sqlerrcode == JOBQ_ERRCODE_STORE)
 	{
@@ -297,7 +308,7 @@ run_handler(JobqRegistry *registry, JobqRegistration *reg, JobqJob *job, MemoryC
 			Oid			argtypes[1];
 
 			argtypes[0] = registry->jobs_type;
-			reg->handler_call = jobq_callable(reg->handler, 1, argtypes, jobq_registry_context());
+			reg->handler_call = jobq_callable(reg->handler, 1, argtypes, registry->cxt);
 		}
 		out = jobq_call(reg->handler_call, reg->owner, true, reg->timeout_ms, &job->row, isnull);
 		if (!*isnull)
@@ -350,6 +361,23 @@ release_job(JobqJob *job)
 /* A handler type this slow runs at the start of a batch transaction. */
 #define SLOW_HANDLER_US ((int64) jobq_batch_time_ms * 250)
 
+/* Give back, in one transaction, the claimed jobs not yet started. */
+static void
+release_rest(JobqJob *jobs, int n, bool *gone)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	for (int i = 0; i < n; i++)
+		if (!gone[i])
+			release_job(&jobs[i]);
+	jobq_wake_at_commit();		/* an idle worker takes them at once */
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+}
+
 /*
  * Run a claimed batch; see the file header for the transaction layout.
  *
@@ -365,7 +393,7 @@ jobq_run_batch(JobqJob *jobs, int njobs)
 {
 	int			start = 0;
 	int			redo = 0;
-	MemoryContext batch = AllocSetContextCreate(TopMemoryContext, "jobq batch run",
+	MemoryContext batch = AllocSetContextCreate(jobq_worker->cxt, "jobq batch run",
 												ALLOCSET_DEFAULT_SIZES);
 	MemoryContext keep = AllocSetContextCreate(batch, "jobq batch results",
 											   ALLOCSET_DEFAULT_SIZES);
@@ -374,12 +402,16 @@ jobq_run_batch(JobqJob *jobs, int njobs)
 	Datum	   *results = MemoryContextAlloc(batch, sizeof(Datum) * njobs);
 	bool	   *result_nulls = MemoryContextAlloc(batch, sizeof(bool) * njobs);
 
+	TimestampTz batch_started = GetCurrentTimestamp();
+
 	pgstat_report_activity(STATE_RUNNING, "jobq: running jobs");
+	jobq_registry_pin();
 	while (start < njobs)
 	{
 		TimestampTz started;
 		JobqRegistry *reg;
 		JobqJob    *solo = NULL;
+		JobqHandlerKind solo_kind = JOBQ_KIND_UNITS;
 		int			i = start;
 		int			ndone = 0;
 		int			nfailed = 0;
@@ -409,6 +441,7 @@ jobq_run_batch(JobqJob *jobs, int njobs)
 				if (i == start)
 				{
 					solo = job;
+					solo_kind = r->kind;
 					i++;
 				}
 				break;
@@ -465,8 +498,18 @@ jobq_run_batch(JobqJob *jobs, int njobs)
 		jobq_count_jobs(ndone, nfailed);
 		start = i;
 		if (solo != NULL)
-			jobq_run_solo_job(solo);
+		{
+			jobq_run_solo_job(solo, solo_kind);
+			/* a long job ran: give the rest back to workers that are free */
+			if (start < njobs &&
+				TimestampDifferenceExceeds(batch_started, GetCurrentTimestamp(), jobq_batch_time_ms))
+			{
+				release_rest(jobs + start, njobs - start, gone + start);
+				break;
+			}
+		}
 	}
+	jobq_registry_unpin();
 	MemoryContextDelete(batch);
 	SetConfigOption("jobq.job_id", "", PGC_USERSET, PGC_S_SESSION);
 	SetConfigOption("jobq.trace_id", "", PGC_USERSET, PGC_S_SESSION);

@@ -37,6 +37,7 @@ typedef struct JobqWorker
 	int			slotno;
 	JobqWorkerSlot *slot;
 	char		holder[64];
+	MemoryContext cxt;			/* reset at every poll: jobs' memory lives below it */
 } JobqWorker;
 
 extern JobqWorker *jobq_worker;
@@ -54,7 +55,7 @@ extern bool jobq_record_job_error(int64 timeout_ms, JobqJob *job, ErrorData *eda
 								  int checkpoints);
 
 /* units.c: unit jobs and provider jobs, run between transactions */
-extern void jobq_run_solo_job(JobqJob *job);
+extern void jobq_run_solo_job(JobqJob *job, JobqHandlerKind kind);
 extern int	jobq_delete_purged_blobs(void);
 extern void jobq_sigint_handler(SIGNAL_ARGS);
 extern void jobq_timeout_handler(void);

@@ -37,20 +37,45 @@ typedef struct WriteState
 	StringInfo	buf;
 	size_t		max;
 	bool		too_big;
+	bool		out_of_memory;
 } WriteState;
 
+/*
+ * Never throws (an error must not longjmp out of libcurl): the buffer grows
+ * with MCXT_ALLOC_NO_OOM, and running out of memory fails the transfer.
+ */
 static size_t
 write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
 	WriteState *ws = userdata;
+	StringInfo	buf = ws->buf;
 	size_t		n = size * nmemb;
+	size_t		need = (size_t) buf->len + n + 1;
 
-	if (ws->buf->len + n > ws->max)
+	if (buf->len + n > ws->max)
 	{
 		ws->too_big = true;
 		return 0;				/* makes curl fail with CURLE_WRITE_ERROR */
 	}
-	appendBinaryStringInfo(ws->buf, ptr, (int) n);
+	if (need > (size_t) buf->maxlen)
+	{
+		size_t		newlen = Max(need, (size_t) buf->maxlen * 2);
+		char	   *data = MemoryContextAllocExtended(GetMemoryChunkContext(buf->data), newlen,
+													  MCXT_ALLOC_HUGE | MCXT_ALLOC_NO_OOM);
+
+		if (data == NULL)
+		{
+			ws->out_of_memory = true;
+			return 0;
+		}
+		memcpy(data, buf->data, buf->len + 1);
+		pfree(buf->data);
+		buf->data = data;
+		buf->maxlen = (int) Min(newlen, (size_t) INT_MAX);
+	}
+	memcpy(buf->data + buf->len, ptr, n);
+	buf->len += (int) n;
+	buf->data[buf->len] = '\0';
 	return n;
 }
 
@@ -113,6 +138,7 @@ jobq_http_perform(const JobqHttpRequest *req, JobqHttpResponse *resp)
 	ws.buf = &resp->body;
 	ws.max = req->max_response ? req->max_response : MaxAllocSize - 1;
 	ws.too_big = false;
+	ws.out_of_memory = false;
 
 	foreach(lc, req->headers)
 	{
@@ -186,6 +212,8 @@ jobq_http_perform(const JobqHttpRequest *req, JobqHttpResponse *resp)
 		resp->timed_out = (rc == CURLE_OPERATION_TIMEDOUT);
 		if (ws.too_big)
 			resp->error = psprintf("response larger than %zu bytes", ws.max);
+		else if (ws.out_of_memory)
+			resp->error = pstrdup("out of memory for the response");
 		else
 			resp->error = psprintf("%s%s%s", curl_easy_strerror(rc),
 								   errbuf[0] ? ": " : "", errbuf);

@@ -364,10 +364,13 @@ wake_one_idle_worker(void)
 	{
 		JobqWorkerSlot *slot = &jobq_shared->slots[(wake_rotor + i) % n];
 
-		/* unlocked read: a stale state costs one spurious or one missed wake */
-		if ((slot->state == JOBQ_WS_IDLE || slot->state == JOBQ_WS_WAITING) && slot->pgprocno >= 0)
+		/* unlocked reads: a stale state costs one spurious or one missed wake */
+		int			procno = slot->pgprocno;
+
+		pg_read_barrier();
+		if ((slot->state == JOBQ_WS_IDLE || slot->state == JOBQ_WS_WAITING) && procno >= 0)
 		{
-			SetLatch(&GetPGProcByNumber(slot->pgprocno)->procLatch);
+			SetLatch(&GetPGProcByNumber(procno)->procLatch);
 			wake_rotor = (wake_rotor + i + 1) % n;
 			return;
 		}
@@ -407,6 +410,15 @@ jobq_xact_callback(XactEvent event, void *arg)
 			wake_pending = false;
 			pending_cancels = NIL;
 			break;
+		case XACT_EVENT_PRE_PREPARE:
+			/* the interrupt must follow the commit, which PREPARE gives away */
+			if (pending_cancels != NIL)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot PREPARE a transaction that cancelled a running jobq job")));
+			break;
+		case XACT_EVENT_PREPARE:
+			/* the prepared transaction commits elsewhere: nothing here follows it */
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			if (counts_pending)
@@ -437,7 +449,21 @@ jobq_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 			pending_counts[level][c] = 0;
 		}
 	}
-	if (event != SUBXACT_EVENT_ABORT_SUB || pending_cancels == NIL)
+	if (pending_cancels == NIL)
+		return;
+	if (event == SUBXACT_EVENT_COMMIT_SUB)
+	{
+		/* a released savepoint's cancels now belong to its parent */
+		foreach(lc, pending_cancels)
+		{
+			PendingCancel *pc = lfirst(lc);
+
+			if (pc->nest_level >= level)
+				pc->nest_level = level - 1;
+		}
+		return;
+	}
+	if (event != SUBXACT_EVENT_ABORT_SUB)
 		return;
 	foreach(lc, pending_cancels)
 	{

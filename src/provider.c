@@ -212,7 +212,7 @@ jobq_breaker_record(const char *name, bool success, int failure_threshold)
 /* ---- loading providers ---- */
 
 static JobqPlan load_plan = {
-	"SELECT name, kind, url, headers, (EXTRACT(EPOCH FROM timeout) * 1000)::int8,"
+	"SELECT name, kind, url, headers, GREATEST((EXTRACT(EPOCH FROM timeout) * 1000)::int8, 1),"
 	" failure_threshold, (EXTRACT(EPOCH FROM open_for) * 1000)::int8, options"
 	" FROM jobq.providers WHERE name = ANY ($1)",
 	1, {TEXTARRAYOID}
@@ -556,7 +556,7 @@ jobq_call_chain(List *providers, const char *request, const char *trace_id,
 /* ---- SQL ---- */
 
 static JobqPlan health_plan = {
-	"SELECT kind, health_url, headers, (EXTRACT(EPOCH FROM timeout) * 1000)::int8, options"
+	"SELECT kind, health_url, headers, GREATEST((EXTRACT(EPOCH FROM timeout) * 1000)::int8, 1), options"
 	" FROM jobq.providers WHERE name = $1",
 	1, {TEXTOID}
 };
@@ -719,7 +719,7 @@ prewarm_due(void)
 		return NIL;
 	if (SPI_execute("SELECT h.queue, h.url, h.method, h.headers, h.body,"
 					" (EXTRACT(EPOCH FROM h.min_interval) * 1000)::int8,"
-					" (EXTRACT(EPOCH FROM h.timeout) * 1000)::int8, h.failure_threshold,"
+					" GREATEST((EXTRACT(EPOCH FROM h.timeout) * 1000)::int8, 1), h.failure_threshold,"
 					" (EXTRACT(EPOCH FROM h.open_for) * 1000)::int8,"
 					" EXISTS (SELECT 1 FROM jobq.jobs j WHERE j.status = 0 AND j.queue = h.queue"
 					"         AND j.run_at <= now())"
@@ -807,23 +807,22 @@ jobq_prewarm_check(void)
 	MemoryContextSwitchTo(old);
 }
 
-/* After the poll transaction: fire the noted hooks (breaker-protected). */
-void
-jobq_prewarm_fire(void)
+/* One hook call, breaker-protected; its errors are logged, never thrown. */
+static void
+fire_hook(Hook *h)
 {
-	ListCell   *lc;
+	MemoryContext cxt = CurrentMemoryContext;
+	char	   *epname = psprintf("prewarm:%s", h->queue);
+	bool		trial;
 
-	foreach(lc, pending_hooks)
+	if (!jobq_breaker_allow(epname, h->open_for_ms, h->timeout_ms, &trial))
+		return;
+	PG_TRY();
 	{
-		Hook	   *h = lfirst(lc);
-		char	   *epname = psprintf("prewarm:%s", h->queue);
-		bool		trial;
 		JobqHttpRequest req = {0};
 		JobqHttpResponse resp;
 		bool		ok;
 
-		if (!jobq_breaker_allow(epname, h->open_for_ms, h->timeout_ms, &trial))
-			continue;
 		req.method = h->method;
 		req.url = h->url;
 		req.headers = h->headers;
@@ -839,7 +838,33 @@ jobq_prewarm_fire(void)
 					(errmsg("jobq: pre-warm hook of queue \"%s\" failed: %s", h->queue,
 							resp.status ? psprintf("HTTP %ld", resp.status) : resp.error)));
 	}
+	PG_CATCH();
+	{
+		ErrorData  *e;
+
+		MemoryContextSwitchTo(cxt);
+		e = CopyErrorData();
+		FlushErrorState();
+		jobq_breaker_release(epname);
+		ereport(LOG,
+				(errmsg("jobq: pre-warm hook of queue \"%s\" failed: %s", h->queue, e->message)));
+	}
+	PG_END_TRY();
+}
+
+/* After the poll: fire the noted hooks, in the hooks' own memory. */
+void
+jobq_prewarm_fire(void)
+{
+	MemoryContext old;
+	ListCell   *lc;
+
+	if (pending_hooks == NIL)
+		return;
+	old = MemoryContextSwitchTo(hooks_cxt);
+	foreach(lc, pending_hooks)
+		fire_hook(lfirst(lc));
+	MemoryContextSwitchTo(old);
 	pending_hooks = NIL;
-	if (hooks_cxt)
-		MemoryContextReset(hooks_cxt);
+	MemoryContextReset(hooks_cxt);
 }

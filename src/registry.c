@@ -50,8 +50,10 @@ PG_FUNCTION_INFO_V1(jobq_registry_changed);
 PG_FUNCTION_INFO_V1(jobq_add_validator);
 PG_FUNCTION_INFO_V1(jobq_validate);
 
-static MemoryContext registry_cxt = NULL;
+static MemoryContext registry_cxt = NULL;	/* the current registry's context */
 static JobqRegistry *registry = NULL;
+static int	registry_pins = 0;
+static List *retired = NIL;		/* older registries still pinned: of JobqRegistry */
 static uint32 registry_generation = 0;
 static Oid	registry_relid = InvalidOid;
 static LocalTransactionId registry_lxid = InvalidLocalTransactionId;
@@ -105,12 +107,6 @@ jobq_relid(const char *relname)
 	return OidIsValid(nsp) ? get_relname_relid(relname, nsp) : InvalidOid;
 }
 
-MemoryContext
-jobq_registry_context(void)
-{
-	return registry_cxt;
-}
-
 void
 jobq_registry_invalidate(void)
 {
@@ -118,30 +114,61 @@ jobq_registry_invalidate(void)
 	registry_lxid = InvalidLocalTransactionId;
 }
 
+/* Free a registry: its saved plans, then its memory. */
 static void
-free_plans(void)
+free_registry(JobqRegistry *reg)
 {
 	ListCell   *lc;
 
-	if (registry == NULL)
-		return;
-	for (int i = 0; i < registry->nregs; i++)
+	for (int i = 0; i < reg->nregs; i++)
 	{
-		jobq_callable_free(registry->regs[i].handler_call);
-		jobq_callable_free(registry->regs[i].finalizer_call);
+		jobq_callable_free(reg->regs[i].handler_call);
+		jobq_callable_free(reg->regs[i].finalizer_call);
 	}
-	foreach(lc, registry->validations)
+	foreach(lc, reg->validations)
 	{
 		JobqValidation *v = lfirst(lc);
 		ListCell   *lc2;
 
 		foreach(lc2, v->validators)
-		{
-			JobqValidator *val = lfirst(lc2);
-
-			jobq_callable_free(val->call);
-		}
+			jobq_callable_free(((JobqValidator *) lfirst(lc2))->call);
 	}
+	MemoryContextDelete(reg->cxt);
+}
+
+/*
+ * Pin the registry while code holds pointers into it across calls that
+ * may reload it (a handler that enqueues, a validator): a reload then
+ * retires the old one instead of freeing it, until the last unpin.
+ */
+void
+jobq_registry_pin(void)
+{
+	registry_pins++;
+}
+
+void
+jobq_registry_unpin(void)
+{
+	if (registry_pins > 0)
+		registry_pins--;
+	if (registry_pins == 0 && retired != NIL)
+	{
+		ListCell   *lc;
+
+		foreach(lc, retired)
+			free_registry(lfirst(lc));
+		list_free(retired);
+		retired = NIL;
+	}
+}
+
+/* After an error: nothing holds the registry any more. */
+void
+jobq_registry_unpin_all(void)
+{
+	registry_pins = 1;
+	jobq_registry_unpin();
 }
 
 /* Load jobq.validators (0.5 and later) into reg; in registry_cxt. */
@@ -158,7 +185,7 @@ load_validators(JobqRegistry *reg)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
-		MemoryContext old = MemoryContextSwitchTo(registry_cxt);
+		MemoryContext old = MemoryContextSwitchTo(reg->cxt);
 		char	   *type = SPI_getvalue(tup, desc, 1);
 		JobqValidator *v = palloc0(sizeof(JobqValidator));
 		bool		isnull;
@@ -179,7 +206,7 @@ load_validators(JobqRegistry *reg)
 	}
 }
 
-/* Load jobq.registrations into registry_cxt. */
+/* Load jobq.registrations into a new registry (and context). */
 static void
 load_registry(Oid relid)
 {
@@ -188,17 +215,27 @@ load_registry(Oid relid)
 	JobqRegistry *reg;
 	int			nq = 0;
 
-	free_plans();
-	if (registry_cxt == NULL)
-		registry_cxt = AllocSetContextCreate(TopMemoryContext, "jobq registry",
-											 ALLOCSET_SMALL_SIZES);
-	MemoryContextReset(registry_cxt);
-	registry = NULL;
+	if (registry != NULL)
+	{
+		if (registry_pins > 0)
+		{
+			MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+			retired = lappend(retired, registry);
+			MemoryContextSwitchTo(old);
+		}
+		else
+			free_registry(registry);
+		registry = NULL;
+	}
+	registry_cxt = AllocSetContextCreate(TopMemoryContext, "jobq registry",
+										 ALLOCSET_SMALL_SIZES);
 
 	n = jobq_plan_exec(&load_plan, NULL, NULL, false, 0);
 
 	old = MemoryContextSwitchTo(registry_cxt);
 	reg = palloc0(sizeof(JobqRegistry));
+	reg->cxt = registry_cxt;
 	reg->nregs = (int) n;
 	reg->regs = palloc0(sizeof(JobqRegistration) * Max(n, 1));
 	reg->queues = palloc0(sizeof(JobqQueue) * Max(n, 1));
@@ -320,10 +357,15 @@ jobq_registration(JobqRegistry *reg, const char *job_type)
 static void
 registry_xact_callback(XactEvent event, void *arg)
 {
+	if (event == XACT_EVENT_PRE_PREPARE && bump_at_commit)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot PREPARE a transaction that changed jobq registrations")));
 	if (event == XACT_EVENT_COMMIT && bump_at_commit && jobq_shared != NULL)
 		pg_atomic_fetch_add_u32(&jobq_shared->registry_generation, 1);
 	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
-		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT ||
+		event == XACT_EVENT_PREPARE)
 		bump_at_commit = false;
 }
 
@@ -371,6 +413,7 @@ check_signature(const char *what, Oid fn, int nargs, const Oid *argtypes, Oid re
 				 errmsg("%s %s has the wrong signature", what,
 						format_procedure(fn)),
 				 errdetail("A %s must be a function %s.", what, expected)));
+	jobq_check_function_owner(fn, owner);
 	if (pg_proc_aclcheck(fn, owner, ACL_EXECUTE) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -514,6 +557,64 @@ static JobqPlan add_validator_plan = {
 	5, {TEXTOID, TEXTOID, REGPROCEDUREOID, FLOAT4OID, REGROLEOID}
 };
 
+/* Run every validator of val on payload: the "layers" JSON array into buf. */
+static void
+score_layers(JobqRegistry *reg, JobqValidation *val, const char *job_type, Datum payload,
+			 StringInfo buf, double *sum, double *weights)
+{
+	ListCell   *lc;
+	bool		first = true;
+
+	appendStringInfoString(buf, "[");
+	foreach(lc, val->validators)
+	{
+		JobqValidator *v = lfirst(lc);
+		bool		isnull;
+		double		s;
+		Datum		out;
+
+		if (v->call == NULL)
+		{
+			Oid			argtypes[1] = {JSONBOID};
+
+			v->call = jobq_callable(v->fn, 1, argtypes, reg->cxt);
+		}
+		/* validators run as the role that added them */
+		out = jobq_call(v->call, v->owner, false, 0, &payload, &isnull);
+		s = isnull ? 0 : DatumGetFloat4(out);
+
+		if (isnull || isnan(s) || s < 0 || s > 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("validator \"%s\" of job type \"%s\" returned %s, not a score in [0, 1]",
+							v->name, job_type, isnull ? "NULL" : psprintf("%g", s))));
+		*sum += s * v->weight;
+		*weights += v->weight;
+		appendStringInfo(buf, "%s{\"name\": ", first ? "" : ", ");
+		escape_json(buf, v->name);
+		appendStringInfo(buf, ", \"score\": %.6g, \"weight\": %.6g}", s, v->weight);
+		first = false;
+	}
+	appendStringInfoString(buf, "]");
+}
+
+/* score_layers with the registry pinned: a validator may enqueue, which may reload it */
+static void
+score_pinned(JobqRegistry *reg, JobqValidation *val, const char *job_type, Datum payload,
+			 StringInfo buf, double *sum, double *weights)
+{
+	jobq_registry_pin();
+	PG_TRY();
+	{
+		score_layers(reg, val, job_type, payload, buf, sum, weights);
+	}
+	PG_FINALLY();
+	{
+		jobq_registry_unpin();
+	}
+	PG_END_TRY();
+}
+
 Jsonb *
 jobq_validate_payload(JobqRegistry *reg, const char *job_type, Datum payload, bool *passed)
 {
@@ -523,7 +624,6 @@ jobq_validate_payload(JobqRegistry *reg, const char *job_type, Datum payload, bo
 	double		sum = 0,
 				weights = 0,
 				score;
-	bool		first = true;
 
 	if (reg == NULL)
 		return NULL;
@@ -538,37 +638,7 @@ jobq_validate_payload(JobqRegistry *reg, const char *job_type, Datum payload, bo
 		return NULL;
 
 	initStringInfo(&buf);
-	appendStringInfoString(&buf, "[");
-	foreach(lc, val->validators)
-	{
-		JobqValidator *v = lfirst(lc);
-		bool		isnull;
-		double		s;
-		Datum		out;
-
-		if (v->call == NULL)
-		{
-			Oid			argtypes[1] = {JSONBOID};
-
-			v->call = jobq_callable(v->fn, 1, argtypes, registry_cxt);
-		}
-		/* validators run as the role that added them */
-		out = jobq_call(v->call, v->owner, false, 0, &payload, &isnull);
-		s = isnull ? 0 : DatumGetFloat4(out);
-
-		if (isnull || isnan(s) || s < 0 || s > 1)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("validator \"%s\" of job type \"%s\" returned %s, not a score in [0, 1]",
-							v->name, job_type, isnull ? "NULL" : psprintf("%g", s))));
-		sum += s * v->weight;
-		weights += v->weight;
-		appendStringInfo(&buf, "%s{\"name\": ", first ? "" : ", ");
-		escape_json(&buf, v->name);
-		appendStringInfo(&buf, ", \"score\": %.6g, \"weight\": %.6g}", s, v->weight);
-		first = false;
-	}
-	appendStringInfoString(&buf, "]");
+	score_pinned(reg, val, job_type, payload, &buf, &sum, &weights);
 	score = weights > 0 ? sum / weights : 0;
 	*passed = score >= val->threshold;
 	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(

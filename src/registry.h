@@ -65,6 +65,7 @@ typedef struct JobqQueue
 
 typedef struct JobqRegistry
 {
+	MemoryContext cxt;			/* everything below, and the callables */
 	int			nregs;
 	JobqRegistration *regs;
 	int			nqueues;
@@ -81,7 +82,9 @@ typedef struct JobqRegistry
 extern JobqRegistry *jobq_registry(void);
 extern JobqRegistration *jobq_registration(JobqRegistry *registry, const char *job_type);
 extern void jobq_registry_invalidate(void);
-extern MemoryContext jobq_registry_context(void);
+extern void jobq_registry_pin(void);
+extern void jobq_registry_unpin(void);
+extern void jobq_registry_unpin_all(void);
 
 /*
  * Score a payload with the job type's validators: the `validate` JSON, and

@@ -397,7 +397,9 @@ make_parents(const char *path)
 			if (slash && slash != parent)
 			{
 				*slash = '\0';
-				fsync_fname(parent, true);
+				/* ERROR, not fsync_fname()'s PANIC: this is a store, not the data directory */
+				if (fsync_fname_ext(parent, true, false, ERROR) != 0)
+					file_error("fsync directory", parent);
 			}
 		}
 		else if (errno != EEXIST)

@@ -81,6 +81,7 @@ typedef struct UnitRun
 	Jsonb	   *payload;
 	JobqCallResult *failed_call;	/* why the chain failed, when it did */
 	bool		store_step;		/* the step running talks to the store */
+	MemoryContext unit_cxt;		/* one unit's output and calls; reset per unit */
 } UnitRun;
 
 typedef void (*UnitStep) (UnitRun *run, int unit);
@@ -92,6 +93,10 @@ static void step_prefetch(UnitRun *run, int unit);
 /* the current unit's output, between its txn A and its upload */
 static bytea *unit_output;
 
+/*
+ * Start a transaction of the runner.  async: its commit need not reach
+ * disk; otherwise it must, whatever the server's synchronous_commit says.
+ */
 static void
 begin_txn(bool async)
 {
@@ -99,9 +104,8 @@ begin_txn(bool async)
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	if (async)
-		(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
-								 GUC_ACTION_LOCAL, true, 0, false);
+	(void) set_config_option("synchronous_commit", async ? "off" : "on", PGC_SUSET,
+							 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
 }
 
 static void
@@ -175,7 +179,8 @@ drop_token(UnitRun *run)
 static void
 call_providers(UnitRun *run, int unit)
 {
-	JobqCallResult *res = MemoryContextAllocZero(run->cxt, sizeof(JobqCallResult));
+	MemoryContext old = MemoryContextSwitchTo(run->unit_cxt);
+	JobqCallResult *res = palloc0(sizeof(JobqCallResult));
 	char	   *request = jobq_provider_request(&run->job->id, run->job->job_type,
 											   &run->job->user_id, run->payload, unit,
 											   run->job->attempts);
@@ -186,15 +191,25 @@ call_providers(UnitRun *run, int unit)
 	jobq_handler_end();
 	if (!res->ok)
 	{
-		run->failed_call = res;
+		/* kept until the failure is recorded: in the job's memory */
+		JobqCallResult *kept = MemoryContextAllocZero(run->cxt, sizeof(JobqCallResult));
+
+		kept->status = res->status;
+		kept->code = res->code;
+		kept->retry = res->retry;
+		kept->message = MemoryContextStrdup(run->cxt, res->message);
+		run->failed_call = kept;
+		MemoryContextSwitchTo(old);
 		ereport(ERROR,
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
-				 errmsg("%s", res->message)));
+				 errmsg("%s", kept->message)));
 	}
 	run->failed_call = NULL;
-	unit_output = MemoryContextAlloc(run->cxt, res->body.len + VARHDRSZ);
+	unit_output = palloc(res->body.len + VARHDRSZ);
 	SET_VARSIZE(unit_output, res->body.len + VARHDRSZ);
 	memcpy(VARDATA(unit_output), res->body.data, res->body.len);
+	pfree(res->body.data);
+	MemoryContextSwitchTo(old);
 }
 
 /*
@@ -344,7 +359,7 @@ handler_output(UnitRun *run, int unit)
 	{
 		Oid			argtypes[2] = {reg->jobs_type, INT4OID};
 
-		r->handler_call = jobq_callable(r->handler, 2, argtypes, jobq_registry_context());
+		r->handler_call = jobq_callable(r->handler, 2, argtypes, reg->cxt);
 	}
 	args[0] = run->job->row;
 	args[1] = Int32GetDatum(unit);
@@ -355,7 +370,7 @@ handler_output(UnitRun *run, int unit)
 				 errmsg("unit handler of job type \"%s\" returned NULL for unit %d",
 						run->job->job_type, unit)));
 	data = DatumGetByteaPP(out);
-	unit_output = MemoryContextAlloc(run->cxt, VARSIZE_ANY_EXHDR(data) + VARHDRSZ);
+	unit_output = MemoryContextAlloc(run->unit_cxt, VARSIZE_ANY_EXHDR(data) + VARHDRSZ);
 	SET_VARSIZE(unit_output, VARSIZE_ANY_EXHDR(data) + VARHDRSZ);
 	memcpy(VARDATA(unit_output), VARDATA_ANY(data), VARSIZE_ANY_EXHDR(data));
 }
@@ -513,7 +528,7 @@ step_finalize(UnitRun *run, int unit)
 		{
 			Oid			argtypes[1] = {reg->jobs_type};
 
-			r->finalizer_call = jobq_callable(r->finalizer, 1, argtypes, jobq_registry_context());
+			r->finalizer_call = jobq_callable(r->finalizer, 1, argtypes, reg->cxt);
 		}
 		result = jobq_call(r->finalizer_call, r->owner, true, r->timeout_ms, &run->job->row, &isnull);
 	}
@@ -561,8 +576,8 @@ run_missing_units(UnitRun *run)
 			return false;
 		if (run->gone)
 			return false;
-		pfree(unit_output);
 		unit_output = NULL;
+		MemoryContextReset(run->unit_cxt);
 	}
 	return true;
 }
@@ -596,7 +611,9 @@ run_unit_job(JobqJob *job)
 	MemoryContext old;
 	volatile int repairs = 0;
 
-	run.cxt = AllocSetContextCreate(TopMemoryContext, "jobq unit job", ALLOCSET_DEFAULT_SIZES);
+	/* under the worker's per-poll memory, so an error path cannot leak it */
+	run.cxt = AllocSetContextCreate(jobq_worker->cxt, "jobq unit job", ALLOCSET_DEFAULT_SIZES);
+	run.unit_cxt = AllocSetContextCreate(run.cxt, "jobq unit", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(run.cxt);
 	run.job = job;
 	run.units = job->units_total;
@@ -715,12 +732,13 @@ step_provider_complete(UnitRun *run, int unit)
 	Datum		result;
 
 	if (strlen(text) != VARSIZE_ANY_EXHDR(unit_output) ||
+		!pg_verify_mbstr(GetDatabaseEncoding(), text, strlen(text), true) ||
 		pg_parse_json(lex, &nullSemAction) != JSON_SUCCESS)
 	{
 		JobqCallResult *bad = MemoryContextAllocZero(run->cxt, sizeof(JobqCallResult));
 
 		bad->code = "UpstreamError";
-		bad->message = "the provider's answer is not JSON";
+		bad->message = "the provider's answer is not JSON in the database's encoding";
 		bad->retry = true;
 		run->failed_call = bad;
 		ereport(ERROR,
@@ -738,7 +756,8 @@ run_provider_job(JobqJob *job)
 	UnitRun		run = {0};
 	MemoryContext old;
 
-	run.cxt = AllocSetContextCreate(TopMemoryContext, "jobq provider job", ALLOCSET_DEFAULT_SIZES);
+	run.cxt = AllocSetContextCreate(jobq_worker->cxt, "jobq provider job", ALLOCSET_DEFAULT_SIZES);
+	run.unit_cxt = AllocSetContextCreate(run.cxt, "jobq provider call", ALLOCSET_DEFAULT_SIZES);
 	old = MemoryContextSwitchTo(run.cxt);
 	run.job = job;
 	jobq_job_begin(job);
@@ -760,12 +779,15 @@ run_provider_job(JobqJob *job)
 
 /* Jobs that do I/O run here, between transactions: unit jobs and provider jobs. */
 void
-jobq_run_solo_job(JobqJob *job)
+jobq_run_solo_job(JobqJob *job, JobqHandlerKind kind)
 {
-	if (job->units_total > 0)
+	/* a handler that enqueues may reload the registry: keep ours alive */
+	jobq_registry_pin();
+	if (kind == JOBQ_KIND_UNITS || job->units_total > 0)
 		run_unit_job(job);
 	else
 		run_provider_job(job);
+	jobq_registry_unpin();
 }
 
 /* ---- blobs of purged jobs ---- */
@@ -818,29 +840,31 @@ delete_job_blobs(PurgedJob *job, MemoryContext cxt)
 }
 
 /*
- * Delete the blobs of a few purged jobs (queued by jobq.purge()): taken
- * from the queue in one transaction, deleted with no transaction open, and
- * put back, due again after a backoff (30 s doubling up to an hour), when
- * the store fails; after PURGE_MAX_ATTEMPTS a WARNING says they were left.
- * Called by an idle worker.  Returns how many jobs' blobs were handled.
+ * Delete the blobs of a few purged jobs (queued by jobq.purge()): leased in
+ * one transaction (their next attempt moved ten minutes ahead, so a worker
+ * that dies meanwhile loses nothing), deleted with no transaction open, then
+ * removed from the queue, or given their next attempt after a backoff (30 s
+ * doubling up to an hour) when the store failed; after PURGE_MAX_ATTEMPTS a
+ * WARNING says they were left.  Called by an idle worker.  Returns how many
+ * jobs' blobs were handled.
  */
 int
 jobq_delete_purged_blobs(void)
 {
-	MemoryContext cxt = AllocSetContextCreate(TopMemoryContext, "jobq purge", ALLOCSET_SMALL_SIZES);
+	MemoryContext cxt = AllocSetContextCreate(jobq_worker->cxt, "jobq purge", ALLOCSET_SMALL_SIZES);
 	MemoryContext old = MemoryContextSwitchTo(cxt);
 	PurgedJob  *jobs = NULL;
 	uint64		n = 0;
-	bool		any_failed = false;
 
 	begin_txn(false);
 	if (OidIsValid(get_relname_relid("blob_deletions", get_namespace_oid("jobq", true))))
 	{
-		if (SPI_execute("DELETE FROM jobq.blob_deletions WHERE job_id IN"
-						" (SELECT job_id FROM jobq.blob_deletions WHERE next_attempt_at <= now()"
-						"  ORDER BY next_attempt_at LIMIT 10 FOR UPDATE SKIP LOCKED)"
+		if (SPI_execute("UPDATE jobq.blob_deletions SET next_attempt_at = now() + interval '10 min'"
+						" WHERE job_id IN (SELECT job_id FROM jobq.blob_deletions"
+						"  WHERE next_attempt_at <= now() ORDER BY next_attempt_at LIMIT 10"
+						"  FOR UPDATE SKIP LOCKED)"
 						" RETURNING job_id, uris, attempts",
-						false, 0) != SPI_OK_DELETE_RETURNING)
+						false, 0) != SPI_OK_UPDATE_RETURNING)
 			elog(ERROR, "jobq: could not take purged blobs");
 		n = SPI_processed;
 		jobs = MemoryContextAllocZero(cxt, sizeof(PurgedJob) * Max(n, 1));
@@ -863,34 +887,35 @@ jobq_delete_purged_blobs(void)
 	}
 	commit_txn();
 	MemoryContextSwitchTo(cxt);
+	if (n == 0)
+	{
+		MemoryContextSwitchTo(old);
+		MemoryContextDelete(cxt);
+		return 0;
+	}
 
 	for (uint64 i = 0; i < n; i++)
-		any_failed |= !delete_job_blobs(&jobs[i], cxt);
-
-	if (any_failed)
 	{
-		begin_txn(false);
-		for (uint64 i = 0; i < n; i++)
-		{
-			Datum	   *uris;
-			Datum		values[3];
-
-			if (!jobs[i].failed || jobs[i].attempts + 1 >= PURGE_MAX_ATTEMPTS)
-				continue;
-			uris = palloc(sizeof(Datum) * Max(jobs[i].nuris, 1));
-			for (int u = 0; u < jobs[i].nuris; u++)
-				uris[u] = CStringGetTextDatum(jobs[i].uris[u]);
-			values[0] = UUIDPGetDatum(&jobs[i].job_id);
-			values[1] = PointerGetDatum(construct_array(uris, jobs[i].nuris, TEXTOID, -1, false, TYPALIGN_INT));
-			values[2] = Int32GetDatum(jobs[i].attempts + 1);
-			SPI_execute_with_args("INSERT INTO jobq.blob_deletions (job_id, uris, attempts, next_attempt_at)"
-								  " VALUES ($1, $2, $3, now() + least(interval '1 hour',"
-								  "   interval '30 seconds' * (2 ^ ($3 - 1))))"
-								  " ON CONFLICT DO NOTHING", 3,
-								  (Oid[]) {UUIDOID, TEXTARRAYOID, INT4OID}, values, NULL, false, 0);
-		}
-		commit_txn();
+		CHECK_FOR_INTERRUPTS();
+		delete_job_blobs(&jobs[i], cxt);
 	}
+
+	begin_txn(false);
+	for (uint64 i = 0; i < n; i++)
+	{
+		Datum		values[2] = {UUIDPGetDatum(&jobs[i].job_id), Int32GetDatum(jobs[i].attempts + 1)};
+
+		if (!jobs[i].failed || jobs[i].attempts + 1 >= PURGE_MAX_ATTEMPTS)
+			SPI_execute_with_args("DELETE FROM jobq.blob_deletions WHERE job_id = $1", 1,
+								  (Oid[]) {UUIDOID}, values, NULL, false, 0);
+		else
+			SPI_execute_with_args("UPDATE jobq.blob_deletions SET attempts = $2,"
+								  " next_attempt_at = now() + least(interval '1 hour',"
+								  "   interval '30 seconds' * (2 ^ ($2 - 1)))"
+								  " WHERE job_id = $1", 2,
+								  (Oid[]) {UUIDOID, INT4OID}, values, NULL, false, 0);
+	}
+	commit_txn();
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
 	return (int) n;

@@ -12,6 +12,7 @@
 #include "jobq.h"
 
 #include "access/detoast.h"
+#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 
 /*
@@ -41,8 +42,8 @@ jobq_arg_name(FunctionCallInfo fcinfo, int argno, const char *what, const char *
 	if (len > JOBQ_NAME_MAX)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s \"%.40s...\" is %zu bytes long, more than the limit of %d",
-						what, name, len, JOBQ_NAME_MAX)));
+				 errmsg("%s \"%.*s...\" is %zu bytes long, more than the limit of %d",
+						what, pg_mbcliplen(name, len, 40), name, len, JOBQ_NAME_MAX)));
 	return name;
 }
 

@@ -280,9 +280,12 @@ wake_another(void)
 	{
 		JobqWorkerSlot *slot = &jobq_shared->slots[i];
 
-		if (i != worker_state.slotno && slot->state == JOBQ_WS_IDLE && slot->pgprocno >= 0)
+		int			procno = slot->pgprocno;
+
+		pg_read_barrier();
+		if (i != worker_state.slotno && slot->state == JOBQ_WS_IDLE && procno >= 0)
 		{
-			SetLatch(&GetPGProcByNumber(slot->pgprocno)->procLatch);
+			SetLatch(&GetPGProcByNumber(procno)->procLatch);
 			return;
 		}
 	}
@@ -314,6 +317,9 @@ poll_and_run(void)
 	if (need_rescue)
 		rescue_orphans();
 
+	/* the attempt must be on disk before a handler runs: see the file header */
+	(void) set_config_option("synchronous_commit", "on", PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
 	reg = jobq_registry();
 	for (int k = 0; reg != NULL && k < reg->nqueues && n == 0; k++)
 	{
@@ -329,7 +335,6 @@ poll_and_run(void)
 	PopActiveSnapshot();
 	SPI_finish();
 	CommitTransactionCommand();
-	jobq_prewarm_fire();
 
 	if (n > 0)
 	{
@@ -343,6 +348,8 @@ poll_and_run(void)
 		/* nothing to run: use the time to delete blobs of purged jobs */
 		(void) jobq_delete_purged_blobs();
 	}
+	/* after the batch, so a slow hook never delays the jobs that woke it */
+	jobq_prewarm_fire();
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return (int) n;
@@ -430,6 +437,7 @@ jobq_worker_main(Datum main_arg)
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
 	jobq_timeout_id = RegisterTimeout(USER_TIMEOUT, jobq_timeout_handler);
 	batch_cxt = AllocSetContextCreate(TopMemoryContext, "jobq batch", ALLOCSET_DEFAULT_SIZES);
+	worker_state.cxt = batch_cxt;
 
 	delay = jobq_poll_interval_min_ms;
 	for (;;)

@@ -11,7 +11,7 @@
 -- runs as that role inside a subtransaction that is always rolled back, so
 -- the probes are independent of each other and of their order.
 BEGIN;
-SELECT plan(147);
+SELECT plan(148);
 \ir _helpers.psql
 
 -- 'ok' when sql runs without error as role r, else its SQLSTATE; changes nothing
@@ -67,6 +67,12 @@ END $$;
 CREATE FUNCTION jt.h(j jobq.jobs) RETURNS jsonb LANGUAGE sql AS $$ SELECT '{}'::jsonb $$;
 CREATE FUNCTION jt.uh(j jobq.jobs, unit int) RETURNS bytea LANGUAGE sql AS $$ SELECT '\x00'::bytea $$;
 CREATE FUNCTION jt.v(p jsonb) RETURNS real LANGUAGE sql AS $$ SELECT 0.9::real $$;
+-- registered functions run as the registrant: it must own them (or be their owner's member)
+ALTER FUNCTION jt.h(jobq.jobs) OWNER TO jobq_sec_admin;
+ALTER FUNCTION jt.uh(jobq.jobs, int) OWNER TO jobq_sec_admin;
+ALTER FUNCTION jt.v(jsonb) OWNER TO jobq_sec_admin;
+CREATE FUNCTION jt.h_other(j jobq.jobs) RETURNS jsonb LANGUAGE sql AS $$ SELECT '{}'::jsonb $$;
+GRANT EXECUTE ON FUNCTION jt.h_other(jobq.jobs) TO PUBLIC;
 
 DO $$
 DECLARE
@@ -157,6 +163,7 @@ INSERT INTO jt.cases (who, what, sql, expect) VALUES
     ('admin', 'sweep', $$SELECT jobq.sweep()$$, 'ok'),
     ('admin', 'purge', $$SELECT jobq.purge('0 s')$$, 'ok'),
     ('admin', 'register', $$SELECT jobq.register('sec-x', 'jt.h(jobq.jobs)', queue => 'sec-x-q')$$, 'ok'),
+    ('admin', 'register of a function another role owns', $$SELECT jobq.register('sec-y', 'jt.h_other(jobq.jobs)', queue => 'sec-x-q')$$, '42501'),
     ('admin', 'register a unit handler', $$SELECT jobq.register('sec-x', unit_handler => 'jt.uh(jobq.jobs,integer)', queue => 'sec-x-q')$$, 'ok'),
     ('admin', 'unregister', $$SELECT jobq.unregister('sec-reg')$$, 'ok'),
     ('admin', 'create_provider', $$SELECT jobq.create_provider('sec-x', kind => 'mock')$$, 'ok'),

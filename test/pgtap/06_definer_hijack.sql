@@ -257,6 +257,9 @@ SELECT ok(jt.hj('trap ?', 'jobq_hj_client', $$SELECT ('{}'::jsonb ? 'a')::text$$
 
 CREATE FUNCTION jt.h(j jobq.jobs) RETURNS jsonb LANGUAGE sql AS $$ SELECT '{}'::jsonb $$;
 CREATE FUNCTION jt.v_high(p jsonb) RETURNS real LANGUAGE sql AS $$ SELECT 0.9::real $$;
+-- registered functions run as the registrant, who must own them
+ALTER FUNCTION jt.h(jobq.jobs) OWNER TO jobq_hj_admin;
+ALTER FUNCTION jt.v_high(jsonb) OWNER TO jobq_hj_admin;
 CREATE FUNCTION jt.v_low(p jsonb) RETURNS real LANGUAGE sql AS $$ SELECT 0.1::real $$;
 DO $$ BEGIN
     PERFORM jobq.add_validator('hj-valid', 'jt.v_high(jsonb)', 2, 'high');

@@ -57,6 +57,12 @@ SET ROLE jobq_reg_admin;
 SELECT t.err($$SELECT jobq.register('bad', 't.good(jobq.jobs)')$$);
 RESET ROLE;
 GRANT EXECUTE ON FUNCTION t.good(jobq.jobs) TO jobq_reg_admin;
+-- it runs as the registrant, so the registrant must own it: else whoever owns
+-- it could change its body and run code as the registrant
+SET ROLE jobq_reg_admin;
+SELECT t.err($$SELECT jobq.register('bad', 't.good(jobq.jobs)')$$);
+RESET ROLE;
+ALTER FUNCTION t.good(jobq.jobs) OWNER TO jobq_reg_admin;
 SET ROLE jobq_reg_admin;
 SELECT jobq.register('reg.as_admin', 't.good(jobq.jobs)', queue => 'reg-q');
 RESET ROLE;
