@@ -498,15 +498,17 @@ jobq_run_batch(JobqJob *jobs, int njobs)
 		jobq_count_jobs(ndone, nfailed);
 		start = i;
 		if (solo != NULL)
-		{
 			jobq_run_solo_job(solo, solo_kind);
-			/* a long job ran: give the rest back to workers that are free */
-			if (start < njobs &&
-				TimestampDifferenceExceeds(batch_started, GetCurrentTimestamp(), jobq_batch_time_ms))
-			{
-				release_rest(jobs + start, njobs - start, gone + start);
-				break;
-			}
+		/*
+		 * Long jobs (unit, provider, slow handlers) hold the rest of the
+		 * batch: past ten batch times, give it back to workers that are free.
+		 */
+		if (start < njobs &&
+			TimestampDifferenceExceeds(batch_started, GetCurrentTimestamp(),
+									   Min(jobq_batch_time_ms * 10, INT_MAX / 2)))
+		{
+			release_rest(jobs + start, njobs - start, gone + start);
+			break;
 		}
 	}
 	jobq_registry_unpin();
