@@ -106,6 +106,7 @@ _PG_init(void)
 
 	RegisterXactCallback(jobq_xact_callback, NULL);
 	RegisterSubXactCallback(jobq_subxact_callback, NULL);
+	jobq_notifier_register_callbacks();
 
 	/* Without preloading there are no workers; the SQL API still works. */
 	if (!process_shared_preload_libraries_in_progress)
@@ -121,6 +122,7 @@ _PG_init(void)
 	shmem_startup_hook = jobq_shmem_startup;
 
 	jobq_register_workers();
+	jobq_register_notifier();
 }
 
 /*
@@ -259,6 +261,8 @@ jobq_shmem_request(void)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(jobq_shared_size());
 	RequestAddinShmemSpace(jobq_provider_shmem_size());
+	RequestAddinShmemSpace(jobq_notifier_shmem_size());
+	jobq_notifier_shmem_request();
 }
 
 static void
@@ -274,6 +278,7 @@ jobq_shmem_startup(void)
 	if (!found)
 		jobq_shared_init(jobq_shared);
 	jobq_provider_shmem_init();
+	jobq_notifier_shmem_init();
 	LWLockRelease(AddinShmemInitLock);
 }
 

@@ -64,6 +64,14 @@ extern char *jobq_auth_token_setting;
 extern bool jobq_notify_progress;
 extern void jobq_notify_job(Datum row);
 
+/* ---- notifier.c ---- */
+extern void jobq_queue_notify(const char *payload);
+extern Size jobq_notifier_shmem_size(void);
+extern void jobq_notifier_shmem_request(void);
+extern void jobq_notifier_shmem_init(void);
+extern void jobq_register_notifier(void);
+extern void jobq_notifier_register_callbacks(void);
+
 /* ---- metrics.c ---- */
 extern void jobq_append_label(StringInfo buf, const char *value);
 

@@ -20,7 +20,6 @@
 #include "jobq.h"
 
 #include "access/htup_details.h"
-#include "commands/async.h"
 #include "funcapi.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
@@ -164,7 +163,7 @@ jobq_notify_job(Datum row)
 			appendStringInfoChar(&buf, '}');
 		}
 	}
-	Async_Notify("jobq_progress", buf.data);
+	jobq_queue_notify(buf.data);
 }
 
 /* SQL: jobq._notify(j jobq.jobs) RETURNS boolean, for the SQL-language paths */

@@ -8,10 +8,9 @@
 // PostgreSQL's 8000-byte limit, and jobq.notify_progress = off silences it.
 //
 // "Nothing arrived" is never judged by waiting a while: after the action
-// under test commits, a marker is sent with NOTIFY on a second channel this
-// client also listens to.  PostgreSQL delivers notifications to a listener
-// in commit order across channels, so once the marker is here, anything the
-// action sent is here too.
+// under test commits, a marker is queued the way jobq queues its own
+// notifications (jobq._notify of a made-up row).  They are sent in queue
+// order, so once the marker is here, anything the action sent is here too.
 //
 // Job types and queues start with pr_; the other node test files use other
 // names, so the files can share one database.  All waits poll with generous
@@ -40,7 +39,7 @@ const RESULT_SECRET = `rs_${crypto.randomBytes(16).toString('hex')}`;
 
 let pool;
 let listener;
-const MARKER_CHANNEL = `pr_marker_${process.pid}`;
+const MARKER_TYPE = `pr_marker_${process.pid}`;
 const received = []; // every jobq_progress notification: { raw, json }
 const markers = new Set();
 let waiters = [];
@@ -99,11 +98,17 @@ async function waitNotes(what, id, pred, timeoutMs = JOB_TIMEOUT) {
   }, timeoutMs, 50);
 }
 
-// Send a marker on MARKER_CHANNEL and wait for it: every notification
-// committed before it has then been delivered to the listener.
+// Send a marker through jobq's own path and wait for it: jobq hands its
+// notifications to the jobq notifier, which sends them in the order their
+// transactions queued them, so once the marker (queued after the action
+// under test committed) is here, anything the action sent is here too.
+// notify_progress is forced on for the marker's own transaction.
 async function flush() {
   const tag = crypto.randomUUID();
-  await q('SELECT pg_notify($1, $2)', [MARKER_CHANNEL, tag]);
+  await q(`BEGIN; SET LOCAL jobq.notify_progress = on;
+    SELECT jobq._notify(jsonb_populate_record(NULL::jobq.jobs, jsonb_build_object(
+      'id', '${tag}', 'user_id', '${tag}', 'job_type', '${MARKER_TYPE}', 'status', 0)));
+    COMMIT`);
   await waitFor(`marker ${tag}`, () => markers.has(tag), 60_000, 20);
 }
 
@@ -182,10 +187,6 @@ before(async () => {
   listener = new pg.Client(connConfig());
   await listener.connect();
   listener.on('notification', (msg) => {
-    if (msg.channel === MARKER_CHANNEL) {
-      markers.add(msg.payload);
-      return;
-    }
     if (msg.channel !== 'jobq_progress') return;
     let json = null;
     try {
@@ -193,10 +194,13 @@ before(async () => {
     } catch {
       json = null;
     }
-    received.push({ raw: msg.payload, json });
+    if (json && json.job_type === MARKER_TYPE) {
+      markers.add(json.job_id);
+      return;
+    }
+    received.push({ raw: msg.payload, json, pid: msg.processId });
   });
   await listener.query('LISTEN jobq_progress');
-  await listener.query(`LISTEN ${MARKER_CHANNEL}`);
 
   await q(`
     -- a unit's output; a short pause so that units are told apart in time
@@ -453,6 +457,59 @@ async function checkLongMessage(message) {
     await q('SELECT jobq.complete($1)', [id]);
   }
 }
+
+test('a savepoint rolled back drops its progress(); the rest of the transaction is sent', async () => {
+  const { id } = await claimExternal();
+  const c = await pool.connect();
+  try {
+    await c.query('BEGIN');
+    await c.query(`SELECT jobq.progress($1, 10, 'kept before')`, [id]);
+    await c.query('SAVEPOINT s');
+    await c.query(`SELECT jobq.progress($1, 20, 'rolled back')`, [id]);
+    await c.query('ROLLBACK TO SAVEPOINT s');
+    await c.query('SAVEPOINT t');
+    await c.query(`SELECT jobq.progress($1, 30, 'released')`, [id]);
+    await c.query('RELEASE SAVEPOINT t');
+    await c.query('COMMIT');
+  } finally {
+    c.release();
+  }
+  await flush();
+  assert.deepEqual(notesFor(id).map((n) => [n.json.percent, n.json.message]),
+    [[0, null], [10, 'kept before'], [30, 'released']],
+    'the claim, then the progress() calls that committed, in order');
+});
+
+test('claims and completions are sent by the jobq notifier, not by the committing session', async () => {
+  const notifier = await one(`SELECT pid FROM pg_stat_activity WHERE backend_type = 'jobq notifier'
+                                AND datname = current_database()`);
+  assert.ok(notifier, 'a jobq notifier runs in this database');
+  const { id } = await claimExternal();
+  const session = (await one('SELECT jobq.complete($1) AS ok, pg_backend_pid() AS pid', [id])).pid;
+  await flush();
+  const notes = notesFor(id);
+  assert.deepEqual(notes.map((n) => n.json.status), [1, 2], 'claim and completion');
+  assert.ok(notes.every((n) => n.pid === notifier.pid),
+    `sent by the notifier (${notifier.pid}), not the session (${session}): ${notes.map((n) => n.pid)}`);
+});
+
+test('the notifier killed: events queued before it restarts are sent by the next one', async () => {
+  const old = await one(`SELECT pid FROM pg_stat_activity WHERE backend_type = 'jobq notifier'
+                           AND datname = current_database()`);
+  assert.ok(old, 'a jobq notifier runs');
+  await q('SELECT pg_terminate_backend($1)', [old.pid]);
+  await waitFor('the notifier to exit', async () =>
+    !(await one('SELECT 1 AS x FROM pg_stat_activity WHERE pid = $1', [old.pid])), 30_000, 20);
+  // queued while no notifier runs (it is restarted after a second)
+  const { id } = await claimExternal();
+  await q(`SELECT jobq.progress($1, 45, 'while down')`, [id]);
+  await flush();
+  const now = await one(`SELECT pid FROM pg_stat_activity WHERE backend_type = 'jobq notifier'
+                           AND datname = current_database()`);
+  assert.ok(now && now.pid !== old.pid, 'a new notifier runs');
+  assert.deepEqual(notesFor(id).map((n) => [n.json.status, n.json.percent]), [[1, 0], [1, 45]],
+    'the claim and the progress() queued while the notifier was down both arrived, in order');
+});
 
 test('a 20,000-character ASCII message is cut: payload under 8000 bytes, valid JSON, a prefix', async () => {
   await checkLongMessage('m'.repeat(20_000));
