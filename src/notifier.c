@@ -36,6 +36,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
+#include "shared.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
@@ -120,14 +121,7 @@ jobq_register_notifier(void)
 {
 	BackgroundWorker bgw;
 
-	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	bgw.bgw_restart_time = 1;
-	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "jobq");
-	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "jobq_notifier_main");
-	snprintf(bgw.bgw_name, BGW_MAXLEN, "jobq notifier");
-	snprintf(bgw.bgw_type, BGW_MAXLEN, "jobq notifier");
+	jobq_bgworker_init(&bgw, "jobq_notifier_main", "jobq notifier");
 	RegisterBackgroundWorker(&bgw);
 }
 

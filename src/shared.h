@@ -89,5 +89,8 @@ extern void jobq_count_now(JobqCounter counter, int64 n);
 
 /* worker.c */
 extern void jobq_register_workers(void);
+struct BackgroundWorker;
+extern void jobq_bgworker_init(struct BackgroundWorker *bgw, const char *function,
+							   const char *type);
 
 #endif							/* JOBQ_SHARED_H */

@@ -603,6 +603,19 @@ store_trouble(const char *message)
 	return e;
 }
 
+/* The end of a unit or provider job: its failure recorded, its memory freed. */
+static void
+finish_run(UnitRun *run, MemoryContext old)
+{
+	if (run->error != NULL && !run->gone)
+		record_error(run);
+	jobq_job_end();
+	jobq_count_jobs(run->error == NULL && !run->gone, run->error != NULL);
+	MemoryContextSwitchTo(old);
+	MemoryContextDelete(run->cxt);
+	unit_output = NULL;
+}
+
 /* Run a claimed unit job to completion, failure, or until it is not ours. */
 static void
 run_unit_job(JobqJob *job)
@@ -692,13 +705,7 @@ run_unit_job(JobqJob *job)
 		}
 	}
 
-	if (run.error != NULL && !run.gone)
-		record_error(&run);
-	jobq_job_end();
-	jobq_count_jobs(run.error == NULL && !run.gone, run.error != NULL);
-	MemoryContextSwitchTo(old);
-	MemoryContextDelete(run.cxt);
-	unit_output = NULL;
+	finish_run(&run, old);
 }
 
 /* ---- whole jobs done by a provider chain ---- */
@@ -768,13 +775,7 @@ run_provider_job(JobqJob *job)
 		try_step(step_provider_call, &run, 0))
 		try_step(step_provider_complete, &run, 0);
 
-	if (run.error != NULL && !run.gone)
-		record_error(&run);
-	jobq_job_end();
-	jobq_count_jobs(run.error == NULL && !run.gone, run.error != NULL);
-	MemoryContextSwitchTo(old);
-	MemoryContextDelete(run.cxt);
-	unit_output = NULL;
+	finish_run(&run, old);
 }
 
 /* Jobs that do I/O run here, between transactions: unit jobs and provider jobs. */

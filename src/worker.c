@@ -75,18 +75,26 @@ static int	queue_rotor = 0;
 #define POLL_WAITING	(-1)	/* extension missing: sleep long */
 #define POLL_ERROR		(-2)	/* our own SQL failed: back off */
 
+/* A jobq background process in jobq.database, restarted a second after it exits. */
+void
+jobq_bgworker_init(BackgroundWorker *bgw, const char *function, const char *type)
+{
+	memset(bgw, 0, sizeof(*bgw));
+	bgw->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw->bgw_restart_time = 1;
+	snprintf(bgw->bgw_library_name, BGW_MAXLEN, "jobq");
+	snprintf(bgw->bgw_function_name, BGW_MAXLEN, "%s", function);
+	snprintf(bgw->bgw_type, BGW_MAXLEN, "%s", type);
+	snprintf(bgw->bgw_name, BGW_MAXLEN, "%s", type);
+}
+
 void
 jobq_register_workers(void)
 {
 	BackgroundWorker bgw;
 
-	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	bgw.bgw_restart_time = 1;
-	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "jobq");
-	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "jobq_worker_main");
-	snprintf(bgw.bgw_type, BGW_MAXLEN, "jobq worker");
+	jobq_bgworker_init(&bgw, "jobq_worker_main", "jobq worker");
 	for (int i = 0; i < jobq_workers; i++)
 	{
 		snprintf(bgw.bgw_name, BGW_MAXLEN, "jobq worker %d", i);
