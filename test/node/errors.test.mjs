@@ -21,20 +21,15 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { JOB_TIMEOUT, closedPort, connConfig, dbHelpers, waitFor, withStoreLock } from './lib.mjs';
 
 const QUEUE = 'er_q';
 const EXT_QUEUE = 'er_ext_q';
-const JOB_TIMEOUT = 180_000;
 const ERROR_KEYS = ['attempt', 'checkpoints', 'errors', 'status', 'success', 'traceId'];
 const TRACE_RE = /^[0-9a-f]{32}$/;
-// Advisory lock shared by the node test files written with this one: held
-// shared while a test needs the default checkpoint store, exclusive by a
-// test that points jobq.checkpoint_url at a broken store.
-const STORE_LOCK = [0x6a6f6271, 1];
 const STORE_SETTINGS = ['jobq.checkpoint_url', 'jobq.store_retries', 'jobq.store_timeout'];
 
 let pool;
@@ -42,67 +37,10 @@ let pool;
 const myJobs = new Map(); // job id -> trace id
 const internal = {}; // the job that failed with InternalError: { id, trace }
 let storeChanged = false; // this file changed store settings with ALTER SYSTEM
-
-function connConfig() {
-  return {
-    host: process.env.JOBQ_PGHOST,
-    port: Number(process.env.JOBQ_PGPORT),
-    database: 'contrib_regression',
-    user: 'postgres',
-  };
-}
-
-async function q(text, params) {
-  return pool.query(text, params);
-}
-
-async function one(text, params) {
-  return (await pool.query(text, params)).rows[0];
-}
-
-async function waitFor(what, fn, timeoutMs = 60_000, everyMs = 100) {
-  const start = Date.now();
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() - start > timeoutMs) {
-      assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${
-        last instanceof Error ? last.stack : JSON.stringify(last)}`);
-    }
-    await sleep(everyMs);
-  }
-}
-
-async function job(id) {
-  return one('SELECT * FROM jobq.jobs WHERE id = $1', [id]);
-}
-
-async function waitJob(id, statuses = [2, 3, 4], timeoutMs = JOB_TIMEOUT) {
-  return waitFor(`job ${id} to reach status ${statuses}`, async () => {
-    const row = await job(id);
-    return row && statuses.includes(row.status) ? row : null;
-  }, timeoutMs);
-}
+const { q, one, job, waitJob } = dbHelpers(() => pool);
 
 const describe = (row) => `status ${row.status}, attempts ${row.attempts}, error ${
   JSON.stringify(row.error)}`;
-
-async function withStoreLock(mode, fn) {
-  const c = new pg.Client(connConfig());
-  await c.connect();
-  try {
-    await c.query(mode === 'exclusive' ? 'SELECT pg_advisory_lock($1, $2)'
-      : 'SELECT pg_advisory_lock_shared($1, $2)', STORE_LOCK);
-    return await fn();
-  } finally {
-    await c.end();
-  }
-}
 
 const randomTrace = () => crypto.randomBytes(16).toString('hex');
 
@@ -156,15 +94,6 @@ function checkError(row, want) {
   if (row.status === 3 || row.status === 4) {
     assert.equal(row.error_message, e.errors[0].message, 'error_message is the same message');
   }
-}
-
-// a port nothing listens on
-async function closedPort() {
-  const srv = net.createServer();
-  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address();
-  await new Promise((r) => srv.close(r));
-  return port;
 }
 
 async function newSessionSetting(name) {

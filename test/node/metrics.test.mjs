@@ -18,69 +18,15 @@ import crypto from 'node:crypto';
 import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { JOB_TIMEOUT, connConfig, dbHelpers, waitFor, withStoreLock } from './lib.mjs';
 
 const require = createRequire(import.meta.url);
 const parsePrometheusTextFormat = require('parse-prometheus-text-format');
 
 const RUN = crypto.randomBytes(4).toString('hex');
-const JOB_TIMEOUT = 180_000;
-// Advisory lock shared by the node test files written with this one: held
-// shared while a test needs the default checkpoint store, exclusive by a
-// test that points jobq.checkpoint_url at a broken store.
-const STORE_LOCK = [0x6a6f6271, 1];
 
 let pool;
-
-function connConfig() {
-  return {
-    host: process.env.JOBQ_PGHOST,
-    port: Number(process.env.JOBQ_PGPORT),
-    database: 'contrib_regression',
-    user: 'postgres',
-  };
-}
-
-async function q(text, params) {
-  return pool.query(text, params);
-}
-
-async function one(text, params) {
-  return (await pool.query(text, params)).rows[0];
-}
-
-async function waitFor(what, fn, timeoutMs = 60_000, everyMs = 100) {
-  const start = Date.now();
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() - start > timeoutMs) {
-      assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${
-        last instanceof Error ? last.stack : JSON.stringify(last)}`);
-    }
-    await sleep(everyMs);
-  }
-}
-
-async function withStoreLock(mode, fn) {
-  const c = new pg.Client(connConfig());
-  await c.connect();
-  try {
-    await c.query(mode === 'exclusive' ? 'SELECT pg_advisory_lock($1, $2)'
-      : 'SELECT pg_advisory_lock_shared($1, $2)', STORE_LOCK);
-    return await fn();
-  } finally {
-    await c.end();
-  }
-}
-
-async function metricsText() {
-  return (await one('SELECT jobq.metrics() AS m')).m;
-}
+const { q, one, metricsText } = dbHelpers(() => pool);
 
 // ---------------------------------------------------------------- strict parser
 

@@ -20,17 +20,13 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { JOB_TIMEOUT, connConfig, dbHelpers, waitFor, withStoreLock } from './lib.mjs';
 
 const QUEUE = 'pr_q';
 const EXT_QUEUE = 'pr_ext_q';
-const JOB_TIMEOUT = 180_000;
 const SPEC_KEYS = ['job_id', 'job_type', 'message', 'percent', 'status', 'units_done',
   'units_total', 'user_id'];
 const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-// Advisory lock shared by the node test files written with this one: held
-// shared while a test needs the default checkpoint store, exclusive by a
-// test that points jobq.checkpoint_url at a broken store.
-const STORE_LOCK = [0x6a6f6271, 1];
 
 // secret-looking strings put in payloads and results: they must never be
 // seen on the channel
@@ -43,49 +39,7 @@ const MARKER_TYPE = `pr_marker_${process.pid}`;
 const received = []; // every jobq_progress notification: { raw, json }
 const markers = new Set();
 let waiters = [];
-
-function connConfig() {
-  return {
-    host: process.env.JOBQ_PGHOST,
-    port: Number(process.env.JOBQ_PGPORT),
-    database: 'contrib_regression',
-    user: 'postgres',
-  };
-}
-
-async function q(text, params) {
-  return pool.query(text, params);
-}
-
-async function one(text, params) {
-  return (await pool.query(text, params)).rows[0];
-}
-
-// poll fn until it returns a truthy value; fail with `what` after timeoutMs
-async function waitFor(what, fn, timeoutMs = 60_000, everyMs = 100) {
-  const start = Date.now();
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() - start > timeoutMs) {
-      assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${
-        last instanceof Error ? last.stack : JSON.stringify(last)}`);
-    }
-    await sleep(everyMs);
-  }
-}
-
-async function waitJob(id, statuses = [2, 3, 4], timeoutMs = JOB_TIMEOUT) {
-  return waitFor(`job ${id} to reach status ${statuses}`, async () => {
-    const row = await one('SELECT * FROM jobq.jobs WHERE id = $1', [id]);
-    return row && statuses.includes(row.status) ? row : null;
-  }, timeoutMs);
-}
+const { q, one, waitJob } = dbHelpers(() => pool);
 
 // the notifications received so far for one job, in arrival order
 const notesFor = (id) => received.filter((n) => n.json && n.json.job_id === id);
@@ -110,20 +64,6 @@ async function flush() {
       'id', '${tag}', 'user_id', '${tag}', 'job_type', '${MARKER_TYPE}', 'status', 0)));
     COMMIT`);
   await waitFor(`marker ${tag}`, () => markers.has(tag), 60_000, 20);
-}
-
-// run fn holding the store lock (shared: needs the default store; exclusive:
-// changes it) on a connection of its own
-async function withStoreLock(mode, fn) {
-  const c = new pg.Client(connConfig());
-  await c.connect();
-  try {
-    await c.query(mode === 'exclusive' ? 'SELECT pg_advisory_lock($1, $2)'
-      : 'SELECT pg_advisory_lock_shared($1, $2)', STORE_LOCK);
-    return await fn();
-  } finally {
-    await c.end();
-  }
 }
 
 // Exactly the SPEC's fields, each of the right type.

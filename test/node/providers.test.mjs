@@ -50,19 +50,15 @@ import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { JOB_TIMEOUT, connConfig, dbHelpers, waitFor, withStoreLock } from './lib.mjs';
 
 const QUEUE = 'pv_q';
-const JOB_TIMEOUT = 180_000;
 const SLOW_MS = 5_000; // the slow route answers after this; provider timeouts are shorter
 const OPEN_FOR_MS = 5_000; // the breaker test's open_for
 const TRIAL_TIMEOUT_MS = 10_000; // timeout of the providers whose trial call is lost
 const TOL_MS = 150; // clock tolerance between this process and the server's workers
 const TRACEPARENT_RE = /^00-([0-9a-f]{32})-([0-9a-f]{16})-01$/;
 const ERROR_KEYS = ['attempt', 'checkpoints', 'errors', 'status', 'success', 'traceId'];
-// Advisory lock shared by the node test files: held shared while a test
-// needs the default checkpoint store, exclusive by a test that points
-// jobq.checkpoint_url at a broken store.
-const STORE_LOCK = [0x6a6f6271, 1];
 
 let pool;
 let server;
@@ -72,66 +68,10 @@ const requests = []; // every request the server got
 const modes = new Map(); // switch route: tag -> { status, delayMs }
 const pendingTimers = new Set();
 const tokens = []; // every bearer token used here, for the leak checks
-
-function connConfig() {
-  return {
-    host: process.env.JOBQ_PGHOST,
-    port: Number(process.env.JOBQ_PGPORT),
-    database: 'contrib_regression',
-    user: 'postgres',
-  };
-}
-
-async function q(text, params) {
-  return pool.query(text, params);
-}
-
-async function one(text, params) {
-  return (await pool.query(text, params)).rows[0];
-}
-
-async function waitFor(what, fn, timeoutMs = 60_000, everyMs = 100) {
-  const start = Date.now();
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() - start > timeoutMs) {
-      assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${
-        last instanceof Error ? last.stack : JSON.stringify(last)}`);
-    }
-    await sleep(everyMs);
-  }
-}
-
-async function job(id) {
-  return one('SELECT * FROM jobq.jobs WHERE id = $1', [id]);
-}
-
-async function waitJob(id, statuses = [2, 3, 4], timeoutMs = JOB_TIMEOUT) {
-  return waitFor(`job ${id} to reach status ${statuses}`, async () => {
-    const row = await job(id);
-    return row && statuses.includes(row.status) ? row : null;
-  }, timeoutMs);
-}
+const { q, one, job, waitJob, metricsText } = dbHelpers(() => pool);
 
 const describe = (row) => `status ${row.status}, attempts ${row.attempts}, result ${
   JSON.stringify(row.result)}, error ${JSON.stringify(row.error)}`;
-
-async function withStoreLock(fn) {
-  const c = new pg.Client(connConfig());
-  await c.connect();
-  try {
-    await c.query('SELECT pg_advisory_lock_shared($1, $2)', STORE_LOCK);
-    return await fn();
-  } finally {
-    await c.end();
-  }
-}
 
 // enqueue (through client c, default the pool); opts: payload, queue, units,
 // maxAttempts, traceId, runAt (seconds from now)
@@ -177,10 +117,6 @@ async function tokenRows(id) {
 
 async function health(name) {
   return (await one('SELECT jobq.provider_health($1) AS h', [name])).h;
-}
-
-async function metricsText() {
-  return (await one('SELECT jobq.metrics() AS m')).m;
 }
 
 // the sample value of jobq_breaker_state{endpoint=name,state=state}, or undefined
@@ -976,7 +912,7 @@ test('jobq.job_tokens is readable by neither client nor admin roles', async () =
 // ---------------------------------------------------------------- units
 
 test('a unit job through the HTTP chain: each unit is one call, its body is the checkpoint', async () => {
-  await withStoreLock(async () => {
+  await withStoreLock('shared', async () => {
     const token = newToken('units');
     const id = await enqueueWithToken('pv_units', token, { units: 4, payload: { doc: 'd-1' } });
     const row = await waitJob(id);
@@ -1013,7 +949,7 @@ test('a unit job through the HTTP chain: each unit is one call, its body is the 
 });
 
 test('a unit job whose provider answers 400 for one unit fails at once; retry() resumes after the stored units', async () => {
-  await withStoreLock(async () => {
+  await withStoreLock('shared', async () => {
     modes.set('us', { badUnit: 3 });
     const id = await enqueue('pv_units_bad', { units: 4 });
     let row = await waitJob(id);

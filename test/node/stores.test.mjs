@@ -23,6 +23,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { closedPort, connConfig, dbHelpers, makeWaitFor } from './lib.mjs';
 import {
   S3Client, CreateBucketCommand, ListObjectsV2Command, GetObjectCommand,
 } from '@aws-sdk/client-s3';
@@ -39,7 +40,6 @@ const AZ_KEY = 'Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K
 const AZ_CONTAINER = 'jobq-ckpt';
 const S3_BUCKET = 'jobq-ckpt';
 const S3_BUCKET2 = 'jobq-ext';
-const JOB_TIMEOUT = 180_000;
 
 // every store setting a test may touch; all are reset after each test
 const STORE_SETTINGS = [
@@ -62,43 +62,11 @@ const secretsUsed = [HTTP_SECRET]; // secret values given to the server by these
 
 // ---------------------------------------------------------------- helpers
 
+// waits here poll every 200 ms unless told otherwise
+const waitFor = makeWaitFor(200);
+const { q, one, waitJob } = dbHelpers(() => pool, { waitFor });
+
 const sha256 = (buf) => crypto.createHash('sha256').update(buf).digest('hex');
-
-async function q(text, params) {
-  return pool.query(text, params);
-}
-
-async function one(text, params) {
-  const r = await pool.query(text, params);
-  return r.rows[0];
-}
-
-// poll fn until it returns a truthy value; fail with `what` after timeoutMs
-async function waitFor(what, fn, timeoutMs = 60_000, everyMs = 200) {
-  const start = Date.now();
-  let last;
-  for (;;) {
-    try {
-      last = await fn();
-      if (last) return last;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() - start > timeoutMs) {
-      assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}; last: ${
-        last instanceof Error ? last.stack : JSON.stringify(last)}`);
-    }
-    await sleep(everyMs);
-  }
-}
-
-// wait until the job is terminal (or in one of `statuses`); returns its row
-async function waitJob(id, statuses = [2, 3, 4], timeoutMs = JOB_TIMEOUT) {
-  return waitFor(`job ${id} to reach status ${statuses}`, async () => {
-    const row = await one('SELECT * FROM jobq.jobs WHERE id = $1', [id]);
-    return row && statuses.includes(row.status) ? row : null;
-  }, timeoutMs);
-}
 
 function describeJob(row) {
   return `status ${row.status}, attempts ${row.attempts}, units_done ${row.units_done}, `
@@ -193,15 +161,6 @@ function stopProcess(proc) {
     proc.once('exit', () => { clearTimeout(timer); resolve(); });
     proc.kill('SIGTERM');
   });
-}
-
-// a port nothing listens on
-async function closedPort() {
-  const srv = net.createServer();
-  await new Promise((r) => srv.listen(0, '127.0.0.1', r));
-  const { port } = srv.address();
-  await new Promise((r) => srv.close(r));
-  return port;
 }
 
 // The plain HTTP store: PUT/GET/HEAD/DELETE into a Map, every request's
@@ -385,20 +344,9 @@ before(async () => {
   assert.ok(process.env.JOBQ_PGHOST && process.env.JOBQ_PGPORT,
     'JOBQ_PGHOST and JOBQ_PGPORT are set (test/run.sh suite_node)');
   tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'jobq-stores-'));
-  pool = new pg.Pool({
-    host: process.env.JOBQ_PGHOST,
-    port: Number(process.env.JOBQ_PGPORT),
-    database: 'contrib_regression',
-    user: 'postgres',
-    max: 4,
-  });
+  pool = new pg.Pool({ ...connConfig(), max: 4 });
 
-  listener = new pg.Client({
-    host: process.env.JOBQ_PGHOST,
-    port: Number(process.env.JOBQ_PGPORT),
-    database: 'contrib_regression',
-    user: 'postgres',
-  });
+  listener = new pg.Client(connConfig());
   await listener.connect();
   listener.on('notification', (n) => {
     try {

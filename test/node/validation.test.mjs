@@ -11,26 +11,11 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
+import { connConfig, dbHelpers } from './lib.mjs';
 
 let pool;
 const accepted = []; // job ids to cancel at the end
-
-function connConfig() {
-  return {
-    host: process.env.JOBQ_PGHOST,
-    port: Number(process.env.JOBQ_PGPORT),
-    database: 'contrib_regression',
-    user: 'postgres',
-  };
-}
-
-async function q(text, params) {
-  return pool.query(text, params);
-}
-
-async function one(text, params) {
-  return (await pool.query(text, params)).rows[0];
-}
+const { q, one } = dbHelpers(() => pool);
 
 async function validate(type, payload) {
   return (await one('SELECT jobq.validate($1, $2::jsonb) AS v', [type, JSON.stringify(payload)])).v;
