@@ -382,6 +382,13 @@ jobq_registry_changed(PG_FUNCTION_ARGS)
 	}
 	bump_at_commit = true;
 	jobq_registry_invalidate();
+
+	/*
+	 * Jobs may already wait for a new registration.  This callback was
+	 * registered after jobq's own, so it runs first at commit: the
+	 * generation moves before the worker's latch is set.
+	 */
+	jobq_wake_at_commit();
 	return PointerGetDatum(NULL);
 }
 
