@@ -405,6 +405,13 @@ jobq_notifier_main(Datum main_arg)
 	BackgroundWorkerInitializeConnection(jobq_database, NULL, 0);
 	SetConfigOption("application_name", "jobq notifier", PGC_USERSET, PGC_S_SESSION);
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
+
+	/*
+	 * NOTIFY assigns each batch transaction an xid, so its commit writes a
+	 * commit record.  Notifications do not survive a crash anyway: do not
+	 * wait for that record's flush, and leave the disk to the job commits.
+	 */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_SESSION);
 	batch = MemoryContextAlloc(TopMemoryContext, BATCH_BYTES);
 
 	/* events queued for another database (jobq.database changed) are dropped */
