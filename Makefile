@@ -52,8 +52,12 @@ test: deps
 demo: deps
 	./demo/run.sh
 
+# peers on this machine (BENCH_PEERS=0 skips them), the SQL API against raw SQL, the in-server
+# figures; about an hour in all, see bench/README.md
 bench: deps
+	@if [ "$${BENCH_PEERS:-1}" = 1 ]; then ./bench/peers.sh; fi
 	./bench/run.sh
+	./bench/inserver.sh
 
 fuzz-test: deps
 	./test/fuzz/run.sh
