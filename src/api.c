@@ -614,6 +614,17 @@ type_defaults(const char *job_type, bool no_units, int32 *max_attempts, bool no_
 }
 
 /*
+ * Will an in-server worker run a job of this registration in this queue?
+ * Only then is it worth waking one: jobs left to external workers would
+ * make every idle worker poll for nothing at every enqueue.
+ */
+static bool
+served_in_server(JobqRegistration *reg, const char *queue)
+{
+	return reg != NULL && strcmp(reg->queue, queue) == 0;
+}
+
+/*
  * 23514 when the job type's validators score the payload below its
  * threshold; the detail is the jobq.validate() JSON.  Needs SPI.
  */
@@ -780,7 +791,7 @@ jobq_enqueue(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	jobq_count(JOBQ_C_ENQUEUED, 1);
-	if (run_at <= GetCurrentTimestamp())
+	if (run_at <= GetCurrentTimestamp() && served_in_server(reg, queue))
 		jobq_wake_at_commit();
 	PG_RETURN_UUID_P(id);
 }
@@ -880,7 +891,8 @@ jobq_enqueue_many(PG_FUNCTION_ARGS)
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, &id_datums[i], &isnull);
 	}
 	jobq_count(JOBQ_C_ENQUEUED, n);
-	jobq_wake_at_commit();
+	if (served_in_server(reg, queue))
+		jobq_wake_at_commit();
 	return (Datum) 0;
 }
 

@@ -852,10 +852,17 @@ delete_job_blobs(PurgedJob *job, MemoryContext cxt)
 int
 jobq_delete_purged_blobs(void)
 {
-	MemoryContext cxt = AllocSetContextCreate(jobq_worker->cxt, "jobq purge", ALLOCSET_SMALL_SIZES);
-	MemoryContext old = MemoryContextSwitchTo(cxt);
+	static TimestampTz next_look = 0;
+	MemoryContext cxt;
+	MemoryContext old;
 	PurgedJob  *jobs = NULL;
 	uint64		n = 0;
+
+	/* after finding nothing, look again in a second, not at every idle poll */
+	if (GetCurrentTimestamp() < next_look)
+		return 0;
+	cxt = AllocSetContextCreate(jobq_worker->cxt, "jobq purge", ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(cxt);
 
 	begin_txn(false);
 	if (OidIsValid(get_relname_relid("blob_deletions", get_namespace_oid("jobq", true))))
@@ -890,6 +897,7 @@ jobq_delete_purged_blobs(void)
 	MemoryContextSwitchTo(cxt);
 	if (n == 0)
 	{
+		next_look = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), 1000);
 		MemoryContextSwitchTo(old);
 		MemoryContextDelete(cxt);
 		return 0;
