@@ -49,6 +49,7 @@ char	   *jobq_database = NULL;
 int			jobq_workers = 2;
 int			jobq_poll_interval_min_ms = 10;
 int			jobq_poll_interval_max_ms = 5000;
+int			jobq_notify_interval_ms = 5;
 int			jobq_stale_after_s = 300;
 int			jobq_default_max_attempts = 3;
 int			jobq_max_payload_bytes = 1024 * 1024;
@@ -250,6 +251,11 @@ jobq_define_settings(void)
 							 "Send NOTIFY jobq_progress on every status change and progress update.",
 							 NULL, &jobq_notify_progress, true,
 							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("jobq.notify_interval",
+							"The notifier sends at most one batch of progress notifications per interval.",
+							"The first event after a quiet interval goes out at once; 0 sends every event as soon as its transaction commits.",
+							&jobq_notify_interval_ms, 5, 0, 1000,
+							PGC_SIGHUP, GUC_UNIT_MS, NULL, NULL, NULL);
 	jobq_store_define_settings();
 	MarkGUCPrefixReserved("jobq");
 }

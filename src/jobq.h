@@ -62,6 +62,7 @@ extern char *jobq_auth_token_setting;
 
 /* ---- notify.c ---- */
 extern bool jobq_notify_progress;
+extern int	jobq_notify_interval_ms;
 extern void jobq_notify_job(Datum row);
 
 /* ---- notifier.c ---- */

@@ -321,6 +321,18 @@ notifier_detach(int code, Datum arg)
 	LWLockRelease(ring->lock);
 }
 
+/* Bytes written to the ring and not yet read. */
+static uint64
+ring_used(void)
+{
+	uint64		used;
+
+	LWLockAcquire(ring->lock, LW_SHARED);
+	used = ring->head - ring->tail;
+	LWLockRelease(ring->lock);
+	return used;
+}
+
 /*
  * Send what the ring holds, in order, up to the first event whose
  * transaction is still running.  Returns whether anything was consumed.
@@ -437,7 +449,18 @@ jobq_notifier_main(Datum main_arg)
 		more = drain(batch);
 		pgstat_report_stat(false);
 		if (more)
+		{
+			/*
+			 * Let the next events gather for a moment: a busy queue then
+			 * costs one NOTIFY transaction (an xid, a commit record, the
+			 * commit lock) per interval instead of one per commit.  Not
+			 * while the ring is half full.
+			 */
+			if (jobq_notify_interval_ms > 0 && ring_used() < RING_SIZE / 2)
+				(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+								 jobq_notify_interval_ms, PG_WAIT_EXTENSION);
 			continue;
+		}
 		/* wake at a commit that queued events; poll a little for in-progress ones */
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 ring->head != ring->tail ? 2 : 1000, PG_WAIT_EXTENSION);

@@ -138,7 +138,7 @@ before(async () => {
       markers.add(json.job_id);
       return;
     }
-    received.push({ raw: msg.payload, json, pid: msg.processId });
+    received.push({ raw: msg.payload, json, pid: msg.processId, at: performance.now() });
   });
   await listener.query('LISTEN jobq_progress');
 
@@ -449,6 +449,40 @@ test('the notifier killed: events queued before it restarts are sent by the next
   assert.ok(now && now.pid !== old.pid, 'a new notifier runs');
   assert.deepEqual(notesFor(id).map((n) => [n.json.status, n.json.percent]), [[1, 0], [1, 45]],
     'the claim and the progress() queued while the notifier was down both arrived, in order');
+});
+
+test('jobq.notify_interval: while events keep coming, the notifier sends one batch per interval', async () => {
+  await withStoreLock('shared', async () => {
+    try {
+      await q("ALTER SYSTEM SET jobq.notify_interval = '1s'");
+      await q('SELECT pg_reload_conf()');
+      await waitFor('jobq.notify_interval = 1s in new sessions', async () => {
+        const c = new pg.Client(connConfig());
+        await c.connect();
+        try {
+          return (await c.query("SELECT current_setting('jobq.notify_interval') AS v")).rows[0].v === '1s';
+        } finally {
+          await c.end();
+        }
+      }, 30_000);
+      await sleep(1500); // the notifier reloads at the top of its loop
+      await flush();
+      await sleep(1500); // and is quiet again: the next event goes out at once
+
+      const { id } = await claimExternal();
+      const [claim] = await waitNotes('the claim notification', id, (n) => n.length >= 1);
+      // the notifier now pauses for the interval; these commit during the pause
+      for (const p of [10, 20, 30]) await q('SELECT jobq.progress($1, $2)', [id, p]);
+      const notes = await waitNotes('three progress notifications', id, (n) => n.length >= 4);
+      assert.deepEqual(notes.map((n) => n.json.percent), [0, 10, 20, 30], 'all of them, in order');
+      const held = notes[1].at - claim.at;
+      assert.ok(held >= 500,
+        `the progress events waited for the end of the interval: ${held.toFixed(0)} ms after the claim's`);
+    } finally {
+      await q('ALTER SYSTEM RESET jobq.notify_interval');
+      await q('SELECT pg_reload_conf()');
+    }
+  });
 });
 
 test('a 20,000-character ASCII message is cut: payload under 8000 bytes, valid JSON, a prefix', async () => {
