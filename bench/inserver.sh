@@ -541,8 +541,8 @@ crash_trial() {
     sleep 0.05
   done
   [[ -n $CRASH ]] || die "job $id did not run again within 30 s of the kill"
-  ready=$(tail -c +"$(( logsize + 1 ))" "$WORK/server.log" | grep -m1 "database system is ready to accept connections" | awk '{print $1, $2, $3}')
-  rescued=$(tail -c +"$(( logsize + 1 ))" "$WORK/server.log" | grep -m1 "rescued" | awk '{print $1, $2, $3}')
+  ready=$(tail -c +"$(( logsize + 1 ))" "$WORK/server.log" | grep -m1 "database system is ready to accept connections" | awk '{print $1, $2, $3}' || true)
+  rescued=$(tail -c +"$(( logsize + 1 ))" "$WORK/server.log" | grep -m1 "rescued" | awk '{print $1, $2, $3}' || true)
   READY=$( [[ -n $ready ]] && elapsed "$tk" "$(date -d "$ready" +%s.%N)" || echo nan)
   RESCUED=$( [[ -n $rescued ]] && elapsed "$tk" "$(date -d "$rescued" +%s.%N)" || echo nan)
   note "   crash trial: killed $pid at $tk; ready after ${READY}s, rescue logged after ${RESCUED}s, next unit after ${CRASH}s ($line)"
@@ -870,7 +870,7 @@ sec_provider() {
     perf_samples=$(grep -m1 -oP '^# Samples: \K[0-9]+[KM]?' "$OUT/perf-self.txt" || echo 0)
     perf_self=$(awk '/jobq_breaker_(allow|record)[[:space:]]*$/ {gsub("%", "", $1); s += $1} END {printf "%.3f", s}' "$OUT/perf-self.txt")
     perf_children=$(awk '/jobq_breaker_(allow|record)[[:space:]]*$/ {gsub("%", "", $1); s += $1} END {printf "%.3f", s}' "$OUT/perf-children.txt")
-    perf_top=$(grep -E '^ +[0-9]' "$OUT/perf-self.txt" | head -8 | awk '{$1=$1; print}' | sed 's/\[\.\] //; s/\[k\] /kernel: /' | paste -sd ';' | sed 's/;/; /g')
+    perf_top=$(grep -E '^ +[0-9]' "$OUT/perf-self.txt" | head -8 | awk '{$1=$1; print}' | sed 's/\[\.\] //; s/\[k\] /kernel: /' | paste -sd ';' | sed 's/;/; /g' || true)
     note "   perf: $perf_samples samples; breaker self $perf_self%, with children $perf_children%; top: $perf_top"
     log "  perf: breaker self $perf_self%, with callees $perf_children% of $perf_samples samples"
   fi
@@ -1129,10 +1129,10 @@ if [[ -r $PEER_TSV ]]; then
   PEER_SRC="bench/peers.sh run $(awk -F'\t' '$1 == "run" {print $2}' "$PEER_TSV"), this machine"
 fi
 
-CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
-CPU_FAM=$(lscpu 2>/dev/null | sed -n 's/^CPU family: *//p' | head -1)
-CPU_MOD=$(lscpu 2>/dev/null | sed -n 's/^Model: *//p' | head -1)
-HYPER=$(lscpu 2>/dev/null | sed -n 's/^Hypervisor vendor: *//p' | head -1)
+CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1 || true)
+CPU_FAM=$(lscpu 2>/dev/null | sed -n 's/^CPU family: *//p' | head -1 || true)
+CPU_MOD=$(lscpu 2>/dev/null | sed -n 's/^Model: *//p' | head -1 || true)
+HYPER=$(lscpu 2>/dev/null | sed -n 's/^Hypervisor vendor: *//p' | head -1 || true)
 MEM=$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)
 SO=$("$PGBIN/pg_config" --pkglibdir)/jobq.so
 JOBQ_SO="jobq.so of $(stat -c '%y' "$SO" | cut -d. -f1), md5 $(md5sum "$SO" | cut -c1-12)"

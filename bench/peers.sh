@@ -31,6 +31,8 @@ export GW_SWEEP_BATCHED=${GW_SWEEP_BATCHED:-10:1000}
 export PB_SWEEP=${PB_SWEEP:-4:1000}
 # its own data directory and port, so it never meets another run of the harness
 export BENCH_PGDATA=$COPY/pgdata PGPORT=${PEER_PORT:-5498}
+# graphile and pgboss alone expect the database that the physical section creates: use postgres
+export BENCH_DB=postgres
 BENCH_RESULTS_ROOT=$OUT bash "$COPY/run-peers.sh" graphile pgboss >"$OUT/run.log" 2>&1 || {
   echo "peers: the peer harness failed; see $OUT/run.log" >&2
   tail -20 "$OUT/run.log" >&2
