@@ -353,7 +353,7 @@ sec_noop() {
       echo "| raw claim+complete, batch $b, $c client(s) (pgbench) | $(fmt0 "$v") | $(runs_list 0 ${FIGRUNS[noop.raw$b.c$c]}) | $(fmt0 "${FIG[noop.raw$b.c$c.e2e]}") | $(fmt0 "${FIG[noop.raw$b.c$c.wal]}") | $(fmtn 2 "$(ratio "$v" "$best100")") | $(fmtn 2 "$(ratio "$v" "$PEER_GW")") | $(fmtn 2 "$(ratio "$v" "$PEER_PB")") |"
     done; done
     echo
-    echo "Jobs enqueued before their type is registered wait for the next poll: \`jobq.register\` wakes no worker. One sample, workers idle 7 s (sleeping up to poll_interval_max = 5 s): first claim ${REG_WAIT:-n/a} ms after the registration committed."
+    echo "Jobs enqueued before their type is registered: \`jobq.register\` wakes an idle worker at commit. One sample, workers idle 7 s (sleeping up to poll_interval_max = 5 s): first claim ${REG_WAIT:-n/a} ms after the registration committed (the claim transaction may start before the registering session reads its clock)."
     echo
   } >"$md"
   REPORT_PARTS+=("$md")
