@@ -46,6 +46,7 @@ SCALE_CLIENTS=${INS_SCALE_CLIENTS:-1}
 SCALE_PREFILL=${INS_SCALE_PREFILL:-$(small 200000 30000)}
 SCALE_DEPTH_QUEUED=${INS_SCALE_DEPTH_QUEUED:-1000}
 BLOAT_JOBS=${INS_BLOAT_JOBS:-$(small 1000000 20000)}
+# INS_EXTRA_CONF: postgresql.conf lines for every cluster (the section's own settings win)
 NODE=${NODE:-node}
 BIN=$BENCH_ROOT/test/node_modules/.bin
 
@@ -104,6 +105,7 @@ new_cluster() {
   stop_cluster
   CLUSTER_NAME=$1
   start_cluster "log_line_prefix = '%m [%p] '
+${INS_EXTRA_CONF:-}
 $2" 2>>"$LOG"
   cp "$IDIR"/*.sql "$S/"
   [[ $(id -u) == 0 ]] && chown -R postgres: "$S"
@@ -1160,7 +1162,7 @@ ELAPSED=$(( $(date +%s) - T_START ))
   echo "postgres:   $PGVER"
   echo "jobq:       $JOBQ_SO at the start; repo HEAD $(git -C "$BENCH_ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
   for b in "${!BUILDS[@]}"; do echo "            postmaster starts with jobq.so md5 $b: ${BUILDS[$b]}"; done
-  echo "settings:   bench/lib.sh (shared_buffers=1GB, fsync=on, synchronous_commit=on, autovacuum=on, ...)"
+  echo "settings:   bench/lib.sh (shared_buffers=1GB, fsync=on, synchronous_commit=on, autovacuum=on, ...)${INS_EXTRA_CONF:+; INS_EXTRA_CONF: $(tr '\n' ';' <<<"$INS_EXTRA_CONF")}"
   echo "sections:   $SECTIONS; runs per figure: $RUNS; elapsed ${ELAPSED}s"
   echo "other work: $(printf '%s\n' "${OTHER[@]}" | sort -g | awk '{a[NR]=$1; s+=$1} END {if (NR) printf "mean %.0f%%, max %.0f%% of one core over %d timed windows", s/NR, a[NR], NR}') (CPU used outside this bench)"
   echo '```'

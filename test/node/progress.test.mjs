@@ -66,6 +66,19 @@ async function flush() {
   await waitFor(`marker ${tag}`, () => markers.has(tag), 60_000, 20);
 }
 
+// Wait until a new session sees a setting changed with ALTER SYSTEM + reload.
+async function waitForSetting(name, value) {
+  await waitFor(`${name} = ${value} in new sessions`, async () => {
+    const c = new pg.Client(connConfig());
+    await c.connect();
+    try {
+      return (await c.query('SELECT current_setting($1) AS v', [name])).rows[0].v === value;
+    } finally {
+      await c.end();
+    }
+  }, 30_000);
+}
+
 // Exactly the SPEC's fields, each of the right type.
 function checkShape(note) {
   const p = note.json;
@@ -456,15 +469,7 @@ test('jobq.notify_interval: while events keep coming, the notifier sends one bat
     try {
       await q("ALTER SYSTEM SET jobq.notify_interval = '1s'");
       await q('SELECT pg_reload_conf()');
-      await waitFor('jobq.notify_interval = 1s in new sessions', async () => {
-        const c = new pg.Client(connConfig());
-        await c.connect();
-        try {
-          return (await c.query("SELECT current_setting('jobq.notify_interval') AS v")).rows[0].v === '1s';
-        } finally {
-          await c.end();
-        }
-      }, 30_000);
+      await waitForSetting('jobq.notify_interval', '1s');
       await sleep(1500); // the notifier reloads at the top of its loop
       await flush();
       await sleep(1500); // and is quiet again: the next event goes out at once
@@ -527,15 +532,7 @@ test('ALTER SYSTEM SET jobq.notify_progress = off: the in-server workers send no
     try {
       await q('ALTER SYSTEM SET jobq.notify_progress = off');
       await q('SELECT pg_reload_conf()');
-      await waitFor('jobq.notify_progress = off in new sessions', async () => {
-        const c = new pg.Client(connConfig());
-        await c.connect();
-        try {
-          return (await c.query("SELECT current_setting('jobq.notify_progress') AS v")).rows[0].v === 'off';
-        } finally {
-          await c.end();
-        }
-      }, 30_000);
+      await waitForSetting('jobq.notify_progress', 'off');
       // the reload signal has reached every process; give the idle workers
       // a moment to act on it (they reload at the top of their loop, before
       // claiming)
@@ -562,15 +559,7 @@ test('ALTER SYSTEM SET jobq.notify_progress = off: the in-server workers send no
     }
 
     // and back on: notifications flow again
-    await waitFor('jobq.notify_progress = on in new sessions', async () => {
-      const c = new pg.Client(connConfig());
-      await c.connect();
-      try {
-        return (await c.query("SELECT current_setting('jobq.notify_progress') AS v")).rows[0].v === 'on';
-      } finally {
-        await c.end();
-      }
-    }, 30_000);
+    await waitForSetting('jobq.notify_progress', 'on');
     await sleep(1500);
     const id = (await one(`SELECT jobq.enqueue('pr_whole', '{}', queue => $1) AS id`, [QUEUE])).id;
     await waitJob(id);
