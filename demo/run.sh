@@ -5,7 +5,9 @@
 #  2. a 200-unit job checkpoints every unit to local files; its worker is
 #     killed (kill -9) partway; the job resumes where it stopped.
 #
-# KEEP=1 leaves the cluster running afterwards (it prints how to connect).
+# KEEP=1 leaves the cluster (and the gateway) running afterwards (it prints how to connect).
+# GATEWAY=0 skips jobq-gateway, which otherwise serves the live progress page of the long job
+# (the page's URL is printed; UNITS=2000 KEEP=1 gives you time to open it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -20,7 +22,9 @@ else
 fi
 bold() { printf '\033[1m%s\033[0m\n' "$*"; }
 
+GW_PID=
 stop() {
+  [ -n "$GW_PID" ] && kill -TERM "$GW_PID" 2>/dev/null && wait "$GW_PID" 2>/dev/null || true
   [ -f "$DIR/data/postmaster.pid" ] && asuser pg_ctl -D "$DIR/data" -m fast -w stop >/dev/null 2>&1 || true
   [ "${KEEP:-0}" = 1 ] || rm -rf "$DIR"
 }
@@ -92,8 +96,31 @@ BEGIN
 END $$;
 SELECT jobq.register('render', unit_handler => 'render_unit(jobq.jobs, int)', finalizer => 'stitch(jobq.jobs)');
 SQL
-JOB=$(val "SELECT jobq.enqueue('render', '{\"movie\": \"holiday\"}', user_id => '6f1c2a54-0000-4000-8000-00000000cafe', units => $UNITS)")
+DEMO_USER=6f1c2a54-0000-4000-8000-00000000cafe
+
+# jobq-gateway: the same progress, live in a browser (the page follows the demo user's jobs)
+GW_URL=
+if [ "${GATEWAY:-1}" = 1 ] && make -s -C gateway jobq-gateway >/dev/null 2>&1; then
+  GW_PORT=$(perl -MIO::Socket::INET -e 'print IO::Socket::INET->new(Listen => 1, LocalAddr => "127.0.0.1", LocalPort => 0)->sockport')
+  JOBQ_GATEWAY_JWT_SECRET=$(openssl rand -hex 32)
+  export JOBQ_GATEWAY_JWT_SECRET
+  gateway/jobq-gateway --listen 127.0.0.1 --port "$GW_PORT" \
+    --database-url "host=$DIR port=$PORT user=postgres dbname=postgres" >"$DIR/gateway.log" 2>&1 &
+  GW_PID=$!
+  for _ in $(seq 50); do grep -q 'listening on http' "$DIR/gateway.log" && break; sleep 0.1; done
+  if grep -q 'listening on http' "$DIR/gateway.log"; then
+    GW_URL="http://127.0.0.1:$GW_PORT/#access_token=$(gateway/tools/mint-token.sh "$DEMO_USER" 86400)"
+  else
+    echo "(jobq-gateway did not start; see demo/cluster/gateway.log)"
+  fi
+fi
+
+JOB=$(val "SELECT jobq.enqueue('render', '{\"movie\": \"holiday\"}', user_id => '$DEMO_USER', units => $UNITS)")
 echo "SELECT jobq.enqueue('render', ..., units => $UNITS) -> $JOB"
+if [ -n "$GW_URL" ]; then
+  echo "Live in a browser (jobq-gateway on 127.0.0.1:$GW_PORT, a token for user $DEMO_USER):"
+  echo "  $GW_URL&job_id=$JOB"
+fi
 
 bar() {  # bar DONE TOTAL STATUS NOTE
   local width=40 filled=$(( $1 * 40 / $2 ))
@@ -138,5 +165,9 @@ bold "== done"
 if [ "${KEEP:-0}" = 1 ]; then
   echo "The cluster keeps running: psql -h $DIR -p $PORT -U postgres postgres"
   echo "Stop it with: pg_ctl -D $DIR/data stop"
+  if [ -n "$GW_URL" ]; then
+    echo "The gateway keeps running (pid $GW_PID): $GW_URL"
+    echo "Stop it with: kill $GW_PID"
+  fi
   trap - EXIT
 fi
