@@ -47,6 +47,7 @@ extern char *jobq_database;
 extern int	jobq_workers;
 extern int	jobq_poll_interval_min_ms;
 extern int	jobq_poll_interval_max_ms;
+extern int	jobq_notify_interval_ms;
 extern int	jobq_stale_after_s;
 extern int	jobq_default_max_attempts;
 extern int	jobq_max_payload_bytes;
@@ -62,7 +63,6 @@ extern char *jobq_auth_token_setting;
 
 /* ---- notify.c ---- */
 extern bool jobq_notify_progress;
-extern int	jobq_notify_interval_ms;
 extern void jobq_notify_job(Datum row);
 
 /* ---- notifier.c ---- */

@@ -15,6 +15,9 @@
  * connected to jobq.database, reads the ring in order, drops the events of
  * transactions that aborted, waits for those still in progress, and sends
  * the rest with NOTIFY, many per transaction: one commit lock per batch.
+ * While events keep coming it sends at most one batch per
+ * jobq.notify_interval, so a busy queue costs it one transaction (an xid
+ * and a commit record) per interval rather than one per commit.
  * Events of one job keep their order, because a job's changes are
  * serialized by its row lock and each appends before it commits.
  *
