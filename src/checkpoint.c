@@ -214,6 +214,17 @@ require_unit_args(FunctionCallInfo fcinfo)
 				 errmsg("unit_id must not be NULL")));
 }
 
+/* SPI_finish(), returning uri (which lives in SPI memory) as text. */
+static Datum
+finish_with_uri(const char *uri)
+{
+	char	   *copy = SPI_palloc(strlen(uri) + 1);
+
+	strcpy(copy, uri);
+	SPI_finish();
+	PG_RETURN_TEXT_P(cstring_to_text(copy));
+}
+
 /*
  * jobq.checkpoint(job_id, unit_id, data) RETURNS text: store a unit's
  * output for a Processing job and record it; returns the blob's URI.  The
@@ -231,7 +242,6 @@ jobq_checkpoint(PG_FUNCTION_ARGS)
 	char	   *key;
 	char	   *uri;
 	JobqStore  *store;
-	text	   *result;
 	char		idbuf[UUID_LEN * 2 + 5];
 
 	require_unit_args(fcinfo);
@@ -285,15 +295,7 @@ jobq_checkpoint(PG_FUNCTION_ARGS)
 						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 						 errmsg("unit %d of job %s already has a different checkpoint", unit_id, idbuf),
 						 errhint("Checkpoints are immutable; read it with jobq.checkpoint_data().")));
-			result = cstring_to_text(old_uri);
-			{
-				text	   *copy = SPI_palloc(VARSIZE(result));
-
-				memcpy(copy, result, VARSIZE(result));
-				result = copy;
-			}
-			SPI_finish();
-			PG_RETURN_TEXT_P(result);
+			return finish_with_uri(old_uri);
 		}
 	}
 
@@ -307,15 +309,7 @@ jobq_checkpoint(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("cannot checkpoint job %s: it stopped Processing during the upload", idbuf)));
-	result = cstring_to_text(uri);
-	{
-		text	   *copy = SPI_palloc(VARSIZE(result));
-
-		memcpy(copy, result, VARSIZE(result));
-		result = copy;
-	}
-	SPI_finish();
-	PG_RETURN_TEXT_P(result);
+	return finish_with_uri(uri);
 }
 
 /*
