@@ -55,7 +55,7 @@ demo: deps
 # peers on this machine (BENCH_PEERS=0 skips them), the SQL API against raw SQL, the in-server
 # figures; about an hour in all, see bench/README.md
 bench: deps
-	@if [ "$${BENCH_PEERS:-1}" = 1 ]; then ./bench/peers.sh; fi
+	@if [ "$${BENCH_PEERS:-1}" = 1 ]; then ./bench/peers.sh; else rm -f bench/out/peers-latest.tsv; fi
 	./bench/run.sh
 	./bench/inserver.sh
 

@@ -51,7 +51,7 @@ NODE=${NODE:-node}
 BIN=$BENCH_ROOT/test/node_modules/.bin
 
 RUN_ID=$(date -u +%Y-%m-%dT%H%M%SZ)
-OUT=${BENCH_OUT:-$BENCH_ROOT/bench/out/inserver-$RUN_ID}
+OUT=${INS_OUT:-$BENCH_ROOT/bench/out/inserver-$RUN_ID}    # not BENCH_OUT: run.sh writes there
 mkdir -p "$OUT"
 LOG=$OUT/bench.log
 RESULTS=$OUT/results.tsv
@@ -75,7 +75,6 @@ on_exit() {
 trap on_exit EXIT
 
 note() { echo "$*" >>"$LOG"; }
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 fmt0() { awk -v x="$1" 'BEGIN {if (x == "nan" || x == "") print "n/a"; else {s = sprintf("%.0f", x); n = length(s); o = ""; for (i = 1; i <= n; i++) {o = o substr(s, i, 1); if ((n - i) % 3 == 0 && i < n && substr(s, i, 1) != "-") o = o ","} print o}}'; }
 fmtn() { awk -v x="$2" -v d="$1" 'BEGIN {if (x == "nan" || x == "") print "n/a"; else printf "%.*f\n", d, x}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b == 0 || a == "nan" || b == "nan") print "nan"; else printf "%.3f\n", a / b}'; }
@@ -167,23 +166,11 @@ fill() {
   sql "${cmds[@]}" >/dev/null
 }
 
-# CPU (USER_HZ ticks) of this benchmark: the postmaster's tree, this shell's reaped children,
-# and the node servers it started; machine_ticks from lib-less /proc/stat
-bench_ticks() {
-  local t=0 p f
-  for p in "$PGPID" $(ps -o pid= --ppid "$PGPID" 2>/dev/null) "${SERVER_PIDS[@]}"; do
-    f=$(cut -d')' -f2- "/proc/$p/stat" 2>/dev/null) || continue
-    t=$(( t + $(awk '{print $12 + $13 + $14 + $15}' <<<"$f") ))
-  done
-  t=$(( t + $(times | tail -1 | awk -v hz="$(getconf CLK_TCK)" '{n=0; for (i=1; i<=2; i++) {split($i, a, /[ms]/); n += (a[1]*60 + a[2]) * hz} printf "%d", n}') ))
-  echo "$t"
-}
-machine_ticks() { awk '/^cpu / {print $2 + $3 + $4}' /proc/stat; }
 OTHER=()          # per timed window: CPU% of one core used outside this benchmark
-other_begin() { OB_M=$(machine_ticks); OB_B=$(bench_ticks); OB_T=$(now); }
+other_begin() { OB_M=$(machine_ticks); OB_B=$(bench_ticks "${SERVER_PIDS[@]}"); OB_T=$(now); }
 other_end() {
   local m b t pct
-  m=$(machine_ticks); b=$(bench_ticks); t=$(now)
+  m=$(machine_ticks); b=$(bench_ticks "${SERVER_PIDS[@]}"); t=$(now)
   pct=$(awk -v x=$(( (m - OB_M) - (b - OB_B) )) -v hz="$(getconf CLK_TCK)" -v d="$(elapsed "$OB_T" "$t")" \
         'BEGIN {f = x / hz / d * 100; printf "%.0f", f < 0 ? 0 : f}')
   OTHER+=("$pct")
@@ -1126,9 +1113,12 @@ summary() {
 PEER_TSV=${INS_PEERS:-$BENCH_ROOT/bench/out/peers-latest.tsv}
 PEER_GW=39036 PEER_PB=28419 PEER_SRC="peer report of 2026-11-27, another host"
 if [[ -r $PEER_TSV ]]; then
-  PEER_GW=$(awk -F'\t' '$1 == "graphile.batched" {print $2}' "$PEER_TSV")
-  PEER_PB=$(awk -F'\t' '$1 == "pgboss.best" {print $2}' "$PEER_TSV")
-  PEER_SRC="bench/peers.sh run $(awk -F'\t' '$1 == "run" {print $2}' "$PEER_TSV"), this machine"
+  gw=$(awk -F'\t' '$1 == "graphile.batched" {print $2}' "$PEER_TSV")
+  pb=$(awk -F'\t' '$1 == "pgboss.best" {print $2}' "$PEER_TSV")
+  if [[ -n $gw && -n $pb ]]; then
+    PEER_GW=$gw PEER_PB=$pb
+    PEER_SRC="bench/peers.sh run $(awk -F'\t' '$1 == "run" {print $2}' "$PEER_TSV"), this machine"
+  fi
 fi
 
 CPU_MODEL=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1 || true)

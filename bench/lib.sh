@@ -107,3 +107,22 @@ prefill() {
   done
   sql "${cmds[@]}" -c "VACUUM ANALYZE jobq.jobs" >/dev/null
 }
+
+# median VALUES...: "nan" for none
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR == 0) print "nan"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
+
+# CPU (USER_HZ ticks), to flag runs disturbed by other work.  machine_ticks: user+nice+system
+# of the whole machine.  bench_ticks [PID...]: this benchmark's share: the postmaster and its
+# live children (with the backends it reaped), this script's shell with the children it reaped
+# (pgbench, psql), and PID...  Read from /proc/$$: `times` inside $(...) runs in a subshell,
+# which has reaped nothing.
+machine_ticks() { awk '/^cpu / {print $2 + $3 + $4}' /proc/stat; }
+bench_ticks() {
+  local t=0 p f
+  for p in "$PGPID" $(ps -o pid= --ppid "$PGPID" 2>/dev/null) "$$" "$@"; do
+    f=$(cut -d')' -f2- "/proc/$p/stat" 2>/dev/null) || continue
+    # after "pid (comm)": fields 12..15 = utime stime cutime cstime
+    t=$(( t + $(awk '{print $12 + $13 + $14 + $15}' <<<"$f") ))
+  done
+  echo "$t"
+}

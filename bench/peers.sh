@@ -13,7 +13,8 @@
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SRC=${PEER_BENCH:-$ROOT/../shared/bench}
-if [[ ! -x $SRC/run-peers.sh && ! -f $SRC/run-peers.sh ]]; then
+rm -f "$ROOT/bench/out/peers-latest.tsv"     # never leave an older run for inserver.sh to read
+if [[ ! -f $SRC/run-peers.sh ]]; then
   echo "peers: no peer harness at $SRC; skipping (set PEER_BENCH)" >&2
   exit 0
 fi
@@ -39,7 +40,8 @@ BENCH_RESULTS_ROOT=$OUT bash "$COPY/run-peers.sh" graphile pgboss >"$OUT/run.log
   exit 1
 }
 
-jsonl=$(ls "$OUT"/*/results.jsonl)
+jsonls=("$OUT"/*/results.jsonl)
+jsonl=${jsonls[0]}
 pick() {  # pick SECTION REGEX: "median<TAB>runs" of the figure whose name matches
   jq -r --arg s "$1" --arg re "$2" \
     'select(.section == $s and (.name | test($re))) | "\(.median)\t\(.runs | map(tostring) | join(" "))"' \

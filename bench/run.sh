@@ -57,7 +57,7 @@ cp "$S"/*.sql "$OUT/"
 
 # ---- machine ---------------------------------------------------------------
 
-CPU_MODEL=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+CPU_MODEL=$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//' || true)
 [[ -n $CPU_MODEL ]] || CPU_MODEL=$(lscpu | sed -n 's/^Model name: *//p' | head -1)
 CPU_FAM=$(lscpu 2>/dev/null | sed -n 's/^CPU family: *//p' | head -1)
 CPU_MOD=$(lscpu 2>/dev/null | sed -n 's/^Model: *//p' | head -1)
@@ -118,10 +118,10 @@ one_run() {
   tmp=$(mktemp)
   echo "### $w $v c=$c (loadavg $(cut -d' ' -f1-3 /proc/loadavg))" >>"$LOG"
   local m0 o0 t0 m1 o1 t1
-  m0=$(machine_ticks); o0=$(tree_ticks); t0=$(date +%s.%N)
+  m0=$(machine_ticks); o0=$(bench_ticks); t0=$(date +%s.%N)
   pgb -f "$S/${w}_$v.sql" -c "$c" -j "$j" -T "$SECS" >"$tmp" 2>&1 || rc=$?
   sleep 0.2                                   # let the postmaster reap the pgbench backends
-  m1=$(machine_ticks); o1=$(tree_ticks); t1=$(date +%s.%N)
+  m1=$(machine_ticks); o1=$(bench_ticks); t1=$(date +%s.%N)
   FOREIGN_PCT=$(awk -v m=$((m1 - m0)) -v o=$((o1 - o0)) -v d="$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" \
                     -v hz="$(getconf CLK_TCK)" 'BEGIN {f = (m - o) / hz / d * 100; printf "%.0f", f < 0 ? 0 : f}')
   echo "other processes' CPU during the run: ${FOREIGN_PCT}% of one core" >>"$LOG"
@@ -150,32 +150,15 @@ one_run() {
   WALB=$(awk -v b="$wal" -v n="$txns" -v p="$per" 'BEGIN {printf "%.0f", b / (n * p)}')
 }
 
-# CPU ticks (USER_HZ) spent outside this benchmark, to flag runs disturbed by other work:
-# user+nice+system of the whole machine, minus the postmaster's tree (live children plus the
-# exited backends it reaped) and this shell's reaped children (pgbench, psql).
-tree_ticks() {
-  local t=0 p f
-  for p in "$PGPID" $(ps -o pid= --ppid "$PGPID" 2>/dev/null); do
-    f=$(cut -d')' -f2- "/proc/$p/stat" 2>/dev/null) || continue
-    # after "pid (comm)": field 12..15 = utime stime cutime cstime
-    t=$(( t + $(awk '{print $12 + $13 + $14 + $15}' <<<"$f") ))
-  done
-  local kids; kids=$(times | tail -1)        # "XmY.YYYs XmY.YYYs": user and system of children
-  t=$(( t + $(awk -v hz="$(getconf CLK_TCK)" '{n=0; for (i=1; i<=2; i++) {split($i, a, /[ms]/); n += (a[1]*60 + a[2]) * hz} printf "%d", n}' <<<"$kids") ))
-  echo "$t"
-}
-machine_ticks() { awk '/^cpu / {print $2 + $3 + $4}' /proc/stat; }
 FOREIGN=()   # per run: CPU% of one core used by other processes
-
-median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 
 # measure WORKLOAD CLIENTS: RUNS pairs, jobq and raw interleaved, the order alternating
 # other_cpu SECONDS: CPU% of one core used by processes outside this bench over SECONDS
 other_cpu() {
   local m0 o0 m1 o1
-  m0=$(machine_ticks); o0=$(tree_ticks)
+  m0=$(machine_ticks); o0=$(bench_ticks)
   sleep "$1"
-  m1=$(machine_ticks); o1=$(tree_ticks)
+  m1=$(machine_ticks); o1=$(bench_ticks)
   awk -v x=$(( (m1 - m0) - (o1 - o0) )) -v hz="$(getconf CLK_TCK)" -v d="$1" 'BEGIN {f = x / hz / d * 100; printf "%.0f", f < 0 ? 0 : f}'
 }
 
