@@ -48,10 +48,10 @@ add() {
   echo "== $3: $1 passed, $2 failed"
 }
 
-# count_tap FILE: "passed failed" from TAP output lines
+# count_tap FILE: "passed failed" from TAP output lines; a skipped test is not a pass
 count_tap() {
   local ok notok
-  ok=$(grep -cE '^\s*ok [0-9]+' "$1")
+  ok=$(grep -E '^\s*ok [0-9]+' "$1" | grep -cviE '#\s*skip' || true)
   notok=$(grep -cE '^\s*not ok [0-9]+' "$1")
   echo "$ok $notok"
 }

@@ -46,11 +46,10 @@ import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
-import { JOB_TIMEOUT, connConfig, dbHelpers, waitFor, withStoreLock } from './lib.mjs';
+import { JOB_TIMEOUT, closedPort, connConfig, dbHelpers, waitFor, withStoreLock } from './lib.mjs';
 
 const QUEUE = 'pv_q';
 const SLOW_MS = 5_000; // the slow route answers after this; provider timeouts are shorter
@@ -244,11 +243,7 @@ async function startServer() {
   server.keepAliveTimeout = 1000;
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   base = `http://127.0.0.1:${server.address().port}`;
-  // a port that refuses connections: bound once, then closed
-  const probe = net.createServer();
-  await new Promise((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  refusedUrl = `http://127.0.0.1:${probe.address().port}/refused`;
-  await new Promise((resolve) => probe.close(resolve));
+  refusedUrl = `http://127.0.0.1:${await closedPort()}/refused`;
 }
 
 async function provider(name, url, opts = {}) {
@@ -711,14 +706,12 @@ test('cancel of a running provider job stops the provider call (SPEC 3: the work
     const h = hits('hang', 'cancel', id);
     return h.length ? h : null;
   });
-  const t0 = Date.now();
   assert.equal((await one('SELECT jobq.cancel($1) AS c', [id])).c, true);
   assert.equal((await job(id)).status, 4, 'Cancelled at once');
   // "within about a second"; 15 s leaves room for a busy machine (the call's own timeout is 40 s)
   await waitFor('the provider call to be abandoned after cancel()', () => call.closedAt !== undefined, 15_000);
   await waitFor('the worker to let go of the cancelled job', async () =>
     Number((await one('SELECT count(*) AS n FROM jobq.worker_status WHERE job_id = $1', [id])).n) === 0, 15_000);
-  assert.ok(call.closedAt - t0 < 15_000);
   const row = await job(id);
   assert.equal(row.status, 4, describe(row));
   assert.equal(row.result, null);

@@ -27,17 +27,17 @@ use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(usleep time);
+use JobqTest;
 
+# Not jobq_node(): cron.host needs $node->host before the node starts, and
+# the extensions are created with the setup below.
 my $node = PostgreSQL::Test::Cluster->new('checkpoints');
 $node->init;
+$node->append_conf('postgresql.conf', $JobqTest::BASE_CONF);
 $node->append_conf(
 	'postgresql.conf', qq{
+# the base settings plus pg_cron (the later setting wins)
 shared_preload_libraries = 'jobq, pg_cron'
-jobq.database = 'postgres'
-jobq.workers = 2
-jobq.poll_interval_min = '10ms'
-jobq.poll_interval_max = '200ms'
-max_worker_processes = 16
 # PostgreSQL::Test::Cluster turns this off; crash recovery is tested here
 restart_after_crash = on
 # a failed attempt is retried after 3 s (doubling)
@@ -49,48 +49,6 @@ cron.host = '@{[ $node->host ]}'
 $node->start;
 
 # ---------------------------------------------------------------- helpers
-
-# run a query; its output, or undef when it fails (the server restarting)
-sub query_value
-{
-	my ($query) = @_;
-	my ($ret, $out, $err) = $node->psql('postgres', $query, on_error_stop => 1);
-	return $ret == 0 ? $out : undef;
-}
-
-# poll query until its output is $expected; true when it got there in time
-sub poll_until
-{
-	my ($query, $expected, $timeout) = @_;
-	$timeout //= 180;
-	my $start = time;
-	my $out;
-	while (time - $start < $timeout)
-	{
-		$out = query_value($query);
-		return 1 if defined $out && $out eq $expected;
-		usleep(100_000);
-	}
-	diag("timed out after $timeout s:\n$query\nexpected: $expected\nlast: "
-		  . ($out // '(error)'));
-	return 0;
-}
-
-# poll query until it outputs something non-empty; that output, or undef
-sub poll_value
-{
-	my ($query, $timeout) = @_;
-	$timeout //= 180;
-	my $start = time;
-	while (time - $start < $timeout)
-	{
-		my $out = query_value($query);
-		return $out if defined $out && $out ne '';
-		usleep(100_000);
-	}
-	diag("timed out after $timeout s waiting for a value:\n$query");
-	return undef;
-}
 
 # unit -> how many times the handler ran it for job $id, from the server log
 sub unit_runs
@@ -127,16 +85,6 @@ sub corrupt_file
 	print $fh ($data ^ ("\xff" x length($data)));
 	close($fh);
 	return length($data);
-}
-
-# wait until the worker running job $id sits in pg_sleep (the handler's
-# gate); returns that worker's pid
-sub wait_in_gate
-{
-	my ($id) = @_;
-	return poll_value(
-		qq{SELECT w.pid FROM jobq.worker_status w JOIN pg_stat_activity a USING (pid)
-		    WHERE w.job_id = '$id' AND a.wait_event = 'PgSleep'});
 }
 
 sub job_state
@@ -212,7 +160,7 @@ CREATE FUNCTION sleepy(j jobq.jobs) RETURNS jsonb LANGUAGE plpgsql AS $$
 BEGIN PERFORM pg_sleep(600); RETURN '{}'; END $$;
 SELECT jobq.register('sleepy', handler => 'sleepy(jobq.jobs)'::regprocedure);
 });
-ok(poll_until("SELECT count(*) FROM jobq.worker_status WHERE state = 'idle'", '2'),
+ok(poll_within($node, "SELECT count(*) FROM jobq.worker_status WHERE state = 'idle'", '2'),
 	'two idle in-server workers');
 is($node->safe_psql('postgres', "SHOW jobq.checkpoint_url"), '', 'the default store is in use');
 
@@ -224,7 +172,7 @@ my ($a_job, $b1_job);    # for the purge at the end
 	my $id = $node->safe_psql('postgres',
 		"SELECT jobq.enqueue('slow_units', units => 40, max_attempts => 3)");
 	$a_job = $id;
-	ok(poll_until("SELECT units_done >= 10 FROM jobq.jobs WHERE id = '$id'", 't'),
+	ok(poll_within($node, "SELECT units_done >= 10 FROM jobq.jobs WHERE id = '$id'", 't'),
 		'(a) the 40-unit job got at least 10 units done');
 	my ($done, $pid) = split /\|/,
 	  $node->safe_psql('postgres',
@@ -234,7 +182,7 @@ my ($a_job, $b1_job);    # for the purge at the end
 	cmp_ok($done, '<', 40, '(a) the job is still mid-way when the worker is killed');
 	ok(kill('KILL', $pid), "(a) kill -9 of worker $pid with $done units done");
 
-	ok(poll_until("SELECT status FROM jobq.jobs WHERE id = '$id'", '2'),
+	ok(poll_within($node, "SELECT status FROM jobq.jobs WHERE id = '$id'", '2'),
 		'(a) the job completes after the crash restart');
 	is(job_state($id, 'attempts'), '2', '(a) on attempt 2');
 	is(job_state($id, "result->>'units' || ',' || (result->'bad')::text"),
@@ -286,7 +234,7 @@ sub checkpoints_right
 	my $id = $node->safe_psql('postgres',
 		"SELECT jobq.enqueue('gated_units', '{\"wait\": 5}', units => 8, max_attempts => 1)");
 	$b1_job = $id;
-	my $pid = wait_in_gate($id);
+	my $pid = wait_handler_sleeping($node, $id);
 	ok($pid, '(b1) unit 5 waits at the gate');
 	is(job_state($id, 'units_done'), '4', '(b1) units 1-4 are done');
 	my $f1 = unit_file($id, 1);
@@ -295,7 +243,7 @@ sub checkpoints_right
 	ok(unlink($f2), '(b1) unit 2 file deleted');
 	open_gate($id);
 
-	ok(poll_until("SELECT status FROM jobq.jobs WHERE id = '$id'", '2'), '(b1) the job completes');
+	ok(poll_within($node, "SELECT status FROM jobq.jobs WHERE id = '$id'", '2'), '(b1) the job completes');
 	is(job_state($id, 'attempts'), '1', '(b1) in its one attempt');
 	is(job_state($id, "(result->'bad')::text"), '[]',
 		'(b1) the finalizer read the right bytes for every unit');
@@ -332,16 +280,16 @@ sub checkpoints_right
 	my $offset = -s $node->logfile;
 	my $id = $node->safe_psql('postgres',
 		"SELECT jobq.enqueue('gated_units', '{\"wait\": 5}', units => 8, max_attempts => 3)");
-	my $pid = wait_in_gate($id);
+	my $pid = wait_handler_sleeping($node, $id);
 	ok($pid, '(b2) unit 5 waits at the gate');
 	is(job_state($id, 'units_done'), '4', '(b2) units 1-4 are done');
 	corrupt_file(unit_file($id, 1));
 	unlink(unit_file($id, 2));
 	ok(kill('KILL', $pid), "(b2) kill -9 of worker $pid");
-	ok(poll_until("SELECT count(*) FROM jobq.worker_status", '2'), '(b2) the workers are back');
+	ok(poll_within($node, "SELECT count(*) FROM jobq.worker_status", '2'), '(b2) the workers are back');
 	open_gate($id);
 
-	ok(poll_until("SELECT status FROM jobq.jobs WHERE id = '$id'", '2'),
+	ok(poll_within($node, "SELECT status FROM jobq.jobs WHERE id = '$id'", '2'),
 		'(b2) the job completes after the crash restart');
 	is(job_state($id, 'attempts'), '2', '(b2) on attempt 2');
 	is(job_state($id, "(result->'bad')::text"), '[]',
@@ -360,12 +308,12 @@ sub checkpoints_right
 	my $offset = -s $node->logfile;
 	my $id = $node->safe_psql('postgres',
 		"SELECT jobq.enqueue('gated_units', '{\"wait\": 5, \"big\": true}', units => 5, max_attempts => 1)");
-	my $pid = wait_in_gate($id);
+	my $pid = wait_handler_sleeping($node, $id);
 	ok($pid, '(b3) unit 5 of a job with 13 MB units waits at the gate');
 	is(corrupt_file(unit_file($id, 1)), 13 * 1024 * 1024, '(b3) unit 1 file (13 MB) corrupted in place');
 	ok(unlink(unit_file($id, 2)), '(b3) unit 2 file deleted');
 	open_gate($id);
-	ok(poll_until("SELECT status FROM jobq.jobs WHERE id = '$id'", '2'), '(b3) the job completes');
+	ok(poll_within($node, "SELECT status FROM jobq.jobs WHERE id = '$id'", '2'), '(b3) the job completes');
 	is(job_state($id, "attempts || ',' || (result->'bad')::text"), '1,[]',
 		'(b3) in one attempt, and the finalizer got the right bytes for every unit');
 	is(checkpoints_right($id), '1,2,3,4,5', '(b3) all 5 checkpoints are listed with the right hashes');
@@ -383,7 +331,7 @@ sub checkpoints_right
 	my $offset = -s $node->logfile;
 	my $id = $node->safe_psql('postgres',
 		"SELECT jobq.enqueue('gated_units', '{\"fail\": 3}', units => 4, max_attempts => 1)");
-	ok(poll_until("SELECT status FROM jobq.jobs WHERE id = '$id'", '3'), '(b4) the job fails at unit 3');
+	ok(poll_within($node, "SELECT status FROM jobq.jobs WHERE id = '$id'", '3'), '(b4) the job fails at unit 3');
 	is(job_state($id, "units_done || ',' || (error->>'checkpoints') || ',' || (error->'errors'->0->>'code')"),
 		'2,2,HandlerError', '(b4) with 2 checkpoints');
 	$node->safe_psql('postgres',
@@ -391,7 +339,7 @@ sub checkpoints_right
 	corrupt_file(unit_file($id, 1));
 	open_gate($id);
 	is($node->safe_psql('postgres', "SELECT jobq.retry('$id')"), 't', '(b4) retry');
-	ok(poll_until("SELECT status FROM jobq.jobs WHERE id = '$id'", '2'), '(b4) the retried job completes');
+	ok(poll_within($node, "SELECT status FROM jobq.jobs WHERE id = '$id'", '2'), '(b4) the retried job completes');
 	is(job_state($id, "(result->'bad')::text"), '[]', '(b4) with the right bytes for every unit');
 	is(checkpoints_right($id), '1,2,3,4', '(b4) all 4 checkpoints are listed with the right hashes');
 	my $runs = unit_runs($id, $offset);
@@ -405,15 +353,15 @@ sub checkpoints_right
 	my $offset = -s $node->logfile;
 	my $id = $node->safe_psql('postgres',
 		"SELECT jobq.enqueue('gated_units', '{\"wait\": 5}', units => 8)");
-	ok(wait_in_gate($id), '(b5) unit 5 waits at the gate');
+	ok(wait_handler_sleeping($node, $id), '(b5) unit 5 waits at the gate');
 	is($node->safe_psql('postgres', "SELECT jobq.cancel('$id')"), 't', '(b5) cancel');
-	ok(poll_until("SELECT count(*) FROM jobq.worker_status WHERE job_id = '$id'", '0', 60),
+	ok(poll_within($node, "SELECT count(*) FROM jobq.worker_status WHERE job_id = '$id'", '0', 60),
 		'(b5) the worker lets go of the job');
 	is(job_state($id, 'status'), '4', '(b5) the job is Cancelled');
 	is(checkpoints_right($id), '1,2,3,4', '(b5) its checkpoints 1-4 are kept');
 	open_gate($id);
 	is($node->safe_psql('postgres', "SELECT jobq.retry('$id')"), 't', '(b5) retry');
-	ok(poll_until("SELECT status FROM jobq.jobs WHERE id = '$id'", '2'), '(b5) the retried job completes');
+	ok(poll_within($node, "SELECT status FROM jobq.jobs WHERE id = '$id'", '2'), '(b5) the retried job completes');
 	is(job_state($id, "(result->'bad')::text"), '[]', '(b5) with the right bytes for every unit');
 	my $runs = unit_runs($id, $offset);
 	note('(b5) runs per unit: ' . runs_string($runs));
@@ -427,13 +375,13 @@ sub checkpoints_right
 	my $offset = -s $node->logfile;
 	my $id = $node->safe_psql('postgres',
 		"SELECT jobq.enqueue('gated_units', '{\"fail\": 4}', units => 6, max_attempts => 3)");
-	ok( poll_until(
+	ok( poll_within($node,
 			"SELECT status || ',' || (error->'errors'->0->>'code') || ',' || (error->>'checkpoints')
 			   FROM jobq.jobs WHERE id = '$id'",
 			'0,HandlerError,3'),
 		'(b6) unit 4 fails: the job is requeued with 3 checkpoints');
 	open_gate($id);
-	ok(poll_until("SELECT status FROM jobq.jobs WHERE id = '$id'", '2'), '(b6) the job completes');
+	ok(poll_within($node, "SELECT status FROM jobq.jobs WHERE id = '$id'", '2'), '(b6) the job completes');
 	my $attempts = job_state($id, 'attempts');
 	cmp_ok($attempts, '>=', 2, "(b6) on attempt $attempts");
 	is(job_state($id, "(result->'bad')::text"), '[]', '(b6) with the right bytes for every unit');
@@ -448,13 +396,13 @@ sub checkpoints_right
 	my $offset = -s $node->logfile;
 	my $id = $node->safe_psql('postgres',
 		"SELECT jobq.enqueue('gated_final', '{}', units => 6, max_attempts => 3)");
-	my $pid = wait_in_gate($id);
+	my $pid = wait_handler_sleeping($node, $id);
 	ok($pid, '(b7) the finalizer waits at the gate');
 	is(job_state($id, "status || ',' || units_done"), '1,6', '(b7) all 6 units are done');
 	ok(kill('KILL', $pid), "(b7) kill -9 of worker $pid in the finalizer");
-	ok(poll_until("SELECT count(*) FROM jobq.worker_status", '2'), '(b7) the workers are back');
+	ok(poll_within($node, "SELECT count(*) FROM jobq.worker_status", '2'), '(b7) the workers are back');
 	open_gate($id);
-	ok(poll_until("SELECT status FROM jobq.jobs WHERE id = '$id'", '2'), '(b7) the job completes');
+	ok(poll_within($node, "SELECT status FROM jobq.jobs WHERE id = '$id'", '2'), '(b7) the job completes');
 	is(job_state($id, "attempts || ',' || (result->'bad')::text"), '2,[]',
 		'(b7) on attempt 2, with the right bytes for every unit');
 	my $runs = unit_runs($id, $offset);
@@ -533,7 +481,7 @@ sub checkpoints_right
 
 	# a live in-server holder is never taken, whatever its heartbeat
 	my $s_id = $node->safe_psql('postgres', "SELECT jobq.enqueue('sleepy')");
-	my $pid = wait_in_gate($s_id);
+	my $pid = wait_handler_sleeping($node, $s_id);
 	ok($pid, '(c) a long handler runs in an in-server worker');
 	$node->safe_psql('postgres',
 		"UPDATE jobq.jobs SET heartbeat_at = now() - interval '1 day' WHERE id = '$s_id'");
@@ -542,8 +490,8 @@ sub checkpoints_right
 	is($node->safe_psql('postgres', "SELECT jobq.sweep()"), '0', '(c) nor does sweep()');
 	like(job_state($s_id, "status || ',' || locked_by"), qr/^1,jobq:/, '(c) the job is still Processing in the worker');
 	is($node->safe_psql('postgres', "SELECT jobq.cancel('$s_id')"), 't', '(c) cancel it');
-	ok(poll_until("SELECT status FROM jobq.jobs WHERE id = '$s_id'", '4'), '(c) it is Cancelled');
-	ok(poll_until("SELECT count(*) FROM jobq.worker_status WHERE job_id IS NULL", '2'),
+	ok(poll_within($node, "SELECT status FROM jobq.jobs WHERE id = '$s_id'", '4'), '(c) it is Cancelled');
+	ok(poll_within($node, "SELECT count(*) FROM jobq.worker_status WHERE job_id IS NULL", '2'),
 		'(c) both workers are free again');
 }
 
@@ -561,13 +509,13 @@ sub checkpoints_right
 		"SELECT cron.schedule('jobq-sweep', '* * * * *', \$c\$$cmd\$c\$)");
 	my $t0 = time;
 	# cron fires at the start of each minute: give it a few
-	ok( poll_until(
+	ok( poll_within($node,
 			"SELECT count(*) > 0 FROM cron.job_run_details d JOIN cron.job j USING (jobid)
 			  WHERE j.jobname = 'jobq-sweep' AND d.status = 'succeeded' AND d.command = \$c\$$cmd\$c\$",
 			't', 200),
 		'(d) pg_cron ran the sweep successfully');
 	note(sprintf('(d) first successful cron run after %.0f s', time - $t0));
-	ok( poll_until(
+	ok( poll_within($node,
 			"SELECT status || ',' || (error->'errors'->0->>'code') || ',' || (error->>'checkpoints')
 			   FROM jobq.jobs WHERE id = '$id'",
 			'0,WorkerLost,1', 200),
