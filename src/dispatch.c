@@ -320,7 +320,12 @@ run_handler(JobqRegistry *registry, JobqRegistration *reg, JobqJob *job, MemoryC
 			*result = datumCopy(out, false, -1);
 			MemoryContextSwitchTo(old);
 		}
-		SPI_freetuptable(SPI_tuptable);
+		/* only a call through SPI left a result of its own to free */
+		if (reg->handler_call->via_spi)
+		{
+			SPI_freetuptable(SPI_tuptable);
+			SPI_tuptable = NULL;
+		}
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;

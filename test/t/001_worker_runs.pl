@@ -231,6 +231,30 @@ unlike($log, qr/ERROR:.*boom on attempt/,
 unlike($log, qr/ERROR:.*out of range/,
 	"a ValidationError is not logged at ERROR level");
 
+# SQL-language and PL/pgSQL handlers in one batch (one commit, so one worker
+# claims all six): the SQL ones run through SPI, the others through fmgr,
+# and no stale SPI result is freed twice
+$node->safe_psql(
+	'postgres', q{
+CREATE FUNCTION h_sql(j jobq.jobs) RETURNS jsonb LANGUAGE sql AS $$ SELECT '{"sql": true}'::jsonb $$;
+SELECT jobq.register('mixed_sql', handler => 'h_sql(jobq.jobs)'::regprocedure);
+SELECT jobq.register('mixed_pl', handler => 'h_ok(jobq.jobs)'::regprocedure);
+});
+my $mixed_offset = -s $node->logfile;
+$node->safe_psql(
+	'postgres', q{
+BEGIN;
+SELECT jobq.enqueue('mixed_sql') FROM generate_series(1, 3);
+SELECT jobq.enqueue('mixed_pl') FROM generate_series(1, 3);
+COMMIT;
+});
+ok( poll_within(
+		$node,
+		"SELECT count(*) FROM jobq.jobs WHERE job_type LIKE 'mixed_%' AND status = 2", '6'),
+	'a batch of SQL and PL/pgSQL handlers completes');
+unlike(log_since($node, $mixed_offset), qr/invalid SPITupleTable/,
+	'without a WARNING about freeing an SPI result twice');
+
 # the workers are still the same processes
 is(worker_pids($node), activity_worker_pids($node),
 	'the workers are still running');
