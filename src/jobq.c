@@ -288,6 +288,19 @@ jobq_shmem_startup(void)
 	LWLockRelease(AddinShmemInitLock);
 }
 
+/*
+ * Make the current transaction's commit reach the local disk at least (a
+ * worker's claims and unit records), without weakening a stronger server
+ * setting such as remote_apply.
+ */
+void
+jobq_commit_durably(void)
+{
+	if (synchronous_commit < SYNCHRONOUS_COMMIT_LOCAL_FLUSH)
+		(void) set_config_option("synchronous_commit", "local", PGC_SUSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
+}
+
 /* Wake one idle in-server worker when the current transaction commits. */
 void
 jobq_wake_at_commit(void)

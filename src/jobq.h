@@ -83,6 +83,7 @@ extern void jobq_provider_metrics(StringInfo buf);
 extern void jobq_store_define_settings(void);
 
 /* ---- jobq.c: commit-time actions and shared state ---- */
+extern void jobq_commit_durably(void);
 extern void jobq_wake_at_commit(void);
 extern void jobq_cancel_at_commit(const char *holder, const pg_uuid_t *job_id);
 extern bool jobq_shared_available(void);

@@ -95,7 +95,8 @@ static bytea *unit_output;
 
 /*
  * Start a transaction of the runner.  async: its commit need not reach
- * disk; otherwise it must, whatever the server's synchronous_commit says.
+ * disk; otherwise it must reach the local disk at least, whatever the
+ * server's synchronous_commit says.
  */
 static void
 begin_txn(bool async)
@@ -104,8 +105,11 @@ begin_txn(bool async)
 	StartTransactionCommand();
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	(void) set_config_option("synchronous_commit", async ? "off" : "on", PGC_SUSET,
-							 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+	if (async)
+		(void) set_config_option("synchronous_commit", "off", PGC_SUSET,
+								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+	else
+		jobq_commit_durably();
 }
 
 static void

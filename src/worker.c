@@ -326,8 +326,7 @@ poll_and_run(void)
 		rescue_orphans();
 
 	/* the attempt must be on disk before a handler runs: see the file header */
-	(void) set_config_option("synchronous_commit", "on", PGC_SUSET, PGC_S_SESSION,
-							 GUC_ACTION_LOCAL, true, 0, false);
+	jobq_commit_durably();
 	reg = jobq_registry();
 	for (int k = 0; reg != NULL && k < reg->nqueues && n == 0; k++)
 	{

@@ -192,9 +192,19 @@ ok( poll_within(
 		"SELECT count(*) FROM jobq.worker_status WHERE state IN ('idle', 'running')",
 		'2', 60),
 	'two workers before the poison job');
+# and with synchronous_commit = off for the whole server: the workers still
+# make their claims durable (the enqueue below is made durable by its session)
+$node->safe_psql('postgres', "ALTER SYSTEM SET synchronous_commit = off");
+$node->reload;
+ok( poll_within(
+		$node,
+		"SELECT count(*) FROM pg_settings WHERE name = 'synchronous_commit' AND setting = 'off'",
+		'1', 60),
+	'synchronous_commit = off for the server');
+sleep 1;    # the idle workers reload at the top of their loop
 $offset = -s $node->logfile;
 my $poison = $node->safe_psql('postgres',
-	"SELECT jobq.enqueue('poison', max_attempts => 1)");
+	"SET synchronous_commit = on; SELECT jobq.enqueue('poison', max_attempts => 1)");
 my $ended = poll_within($node,
 	"SELECT concat_ws('|', status, attempts, error->'errors'->0->>'code') FROM jobq.jobs WHERE id = '$poison'",
 	'3|1|WorkerLost', 60);
