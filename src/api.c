@@ -277,6 +277,59 @@ jobq_claim_rows(const char *queue, const char *holder, int max_jobs, Datum job_t
 	return SPI_processed;
 }
 
+/*
+ * The attempts of claims that a crash took back (claims.c): a job that is
+ * Queued again with one attempt fewer than a worker's journal recorded for
+ * it was running when the server went down, and its claim never reached
+ * the WAL on disk.  Count that attempt, and fail the job if it was its
+ * last.  Once counted, the row no longer matches: every worker reads every
+ * journal, and the attempt is counted once.  A job that was retried while
+ * it ran has fewer attempts still, and is left alone.
+ */
+static JobqPlan lost_claims_plan = {
+	"UPDATE jobq.jobs j SET attempts = j.attempts + 1,"
+	" status = CASE WHEN j.attempts + 1 < j.max_attempts THEN 0 ELSE 3 END,"
+	" completed_at = CASE WHEN j.attempts + 1 < j.max_attempts THEN NULL"
+	"  ELSE pg_catalog.clock_timestamp() END,"
+	" error_message = 'the worker running this job was lost',"
+	" error = jobq._error_json(j.trace_id, 'WorkerLost', 'the worker running this job was lost',"
+	"  j.attempts + 1, j.units_done)"
+	" WHERE j.id = ANY ($1) AND j.status = 0"
+	" AND j.attempts + 1 = (SELECT pg_catalog.max(c.a) FROM"
+	"  ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS c(id, a) WHERE c.id = j.id)"
+	" RETURNING j, j.id, j.status",
+	2, {UUIDARRAYOID, INT4ARRAYOID}
+};
+
+/*
+ * ids: uuid[], attempts: int4[] of the same length (a job may appear more
+ * than once).  Needs SPI.  Returns the number of jobs changed.
+ */
+uint64
+jobq_count_lost_claims(Datum ids, Datum attempts)
+{
+	Datum		values[2] = {ids, attempts};
+	uint64		n = jobq_plan_exec(&lost_claims_plan, values, NULL, false, 0);
+	Datum	   *failed;
+	int			nfailed = 0;
+
+	if (n == 0)
+		return 0;
+	notify_rows(1);
+	failed = palloc(sizeof(Datum) * n);
+	for (uint64 i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		if (DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 3,
+										&isnull)) == 3)
+			failed[nfailed++] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2,
+											  &isnull);
+	}
+	drop_tokens(failed, nfailed);
+	return n;
+}
+
 /* Complete a Processing job held by holder; false if it no longer is one. */
 bool
 jobq_complete_held(const pg_uuid_t *id, Datum result, bool result_null, const char *holder)

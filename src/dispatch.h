@@ -54,6 +54,12 @@ extern void jobq_handler_end(void);
 extern bool jobq_record_job_error(int64 timeout_ms, JobqJob *job, ErrorData *edata,
 								  int checkpoints);
 
+/* claims.c: the claim journal */
+extern void jobq_claims_open(int slotno);
+extern void jobq_claims_write(const JobqJob *jobs, int n);
+extern void jobq_claims_clear(void);
+extern uint64 jobq_claims_rescue(void);
+
 /* units.c: unit jobs and provider jobs, run between transactions */
 extern void jobq_run_solo_job(JobqJob *job, JobqHandlerKind kind);
 extern int	jobq_delete_purged_blobs(void);

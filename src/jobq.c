@@ -218,7 +218,7 @@ jobq_define_settings(void)
 							PGC_SUSET, GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomIntVariable("jobq.batch_size",
 							"Jobs an in-server worker claims at once.",
-							NULL, &jobq_batch_size, 100, 1, 10000,
+							NULL, &jobq_batch_size, 100, 1, JOBQ_BATCH_SIZE_MAX,
 							PGC_SIGHUP, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("jobq.batch_time",
 							"An in-server worker commits finished jobs at least this often.",

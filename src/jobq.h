@@ -55,6 +55,7 @@ extern int	jobq_max_units;
 extern int	jobq_max_checkpoint_bytes;
 extern int	jobq_retry_delay_ms;
 extern int	jobq_retry_delay_max_ms;
+#define JOBQ_BATCH_SIZE_MAX 10000	/* the most jobq.batch_size allows */
 extern int	jobq_batch_size;
 extern int	jobq_batch_time_ms;
 extern char *jobq_user_id_setting;
@@ -89,6 +90,7 @@ extern void jobq_cancel_at_commit(const char *holder, const pg_uuid_t *job_id);
 extern bool jobq_shared_available(void);
 
 /* ---- api.c: job transitions shared with the workers (need SPI) ---- */
+extern uint64 jobq_count_lost_claims(Datum ids, Datum attempts);
 extern uint64 jobq_claim_rows(const char *queue, const char *holder, int max_jobs,
 							  Datum job_types);
 extern bool jobq_complete_held(const pg_uuid_t *id, Datum result, bool result_null,

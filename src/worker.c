@@ -12,18 +12,22 @@
  *
  * One poll: in one transaction, check that the extension exists, load the
  * registry if it changed, and claim up to jobq.batch_size due jobs of the
- * registered types from one queue; commit.  The claim commits synchronously:
- * its attempt must be on disk before a handler runs, or a handler that
- * crashes the server would get its attempt back at every restart and crash
- * it forever.  Then dispatch.c runs the batch in transactions of its own.  Committing
- * the claim before any handler runs keeps every job either done with its
- * effects or, after a crash, Processing under a dead holder token.
+ * registered types from one queue; commit.  The claim commits without
+ * waiting for its WAL flush, which would otherwise be on the path from a
+ * committed enqueue to the handler's start; the claim journal (claims.c)
+ * keeps its attempt through a crash of the server, so that a handler that
+ * crashes the server still uses up its attempts.  Then dispatch.c runs the
+ * batch in transactions of its own.  Committing the claim before any
+ * handler runs keeps every job either done with its effects or, after a
+ * crash, Processing under a dead holder token or Queued again with its
+ * attempt counted.
  *
  * Rescue: each worker claims as "jobq:<slot>:<pid>:<token>" with a token new
  * at every start.  On start, after DROP/CREATE EXTENSION, and after an error
  * in its own SQL (when it also takes a new token), a worker requeues or
  * fails, per attempts, every job held by an in-server token that is no
- * longer alive: after kill -9 of any backend the postmaster restarts all
+ * longer alive, and counts the attempts of claims that a crash took back
+ * (claims.c): after kill -9 of any backend the postmaster restarts all
  * workers, so orphans are rescued at once, not after jobq.stale_after.
  *
  *-------------------------------------------------------------------------
@@ -201,11 +205,15 @@ extension_ready(void)
 	return true;
 }
 
-/* Requeue or fail the jobs of dead in-server holders; see file header. */
-static void
+/*
+ * Requeue or fail the jobs of dead in-server holders, and count the attempts
+ * of claims lost in a crash; see the file header.  Returns the jobs changed.
+ */
+static uint64
 rescue_orphans(void)
 {
-	int			n;
+	uint64		n;
+	uint64		lost;
 	bool		isnull;
 
 	if (SPI_execute("SELECT jobq._rescue_orphans()", false, 1) != SPI_OK_SELECT)
@@ -214,8 +222,14 @@ rescue_orphans(void)
 	if (n > 0)
 		ereport(LOG,
 				(errmsg("jobq worker %d rescued %d job%s whose worker was lost",
-						worker_state.slotno, n, n == 1 ? "" : "s")));
+						worker_state.slotno, (int) n, n == 1 ? "" : "s")));
+	lost = jobq_claims_rescue();
+	if (lost > 0)
+		ereport(LOG,
+				(errmsg("jobq worker %d counted the attempt of %d job%s whose claim was lost in a crash",
+						worker_state.slotno, (int) lost, lost == 1 ? "" : "s")));
 	need_rescue = false;
+	return n + lost;
 }
 
 static int
@@ -322,11 +336,15 @@ poll_and_run(void)
 		pgstat_report_activity(STATE_IDLE, NULL);
 		return POLL_WAITING;
 	}
-	if (need_rescue)
-		rescue_orphans();
-
-	/* the attempt must be on disk before a handler runs: see the file header */
-	jobq_commit_durably();
+	/*
+	 * The claim need not wait for its WAL flush (see the file header), but
+	 * what a rescue changed must be on disk before the next crash.
+	 */
+	if (need_rescue && rescue_orphans() > 0)
+		jobq_commit_durably();
+	else
+		(void) set_config_option("synchronous_commit", "off", PGC_SUSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
 	reg = jobq_registry();
 	for (int k = 0; reg != NULL && k < reg->nqueues && n == 0; k++)
 	{
@@ -348,7 +366,9 @@ poll_and_run(void)
 		if (n == (uint64) jobq_batch_size)
 			wake_another();
 		set_state(JOBQ_WS_RUNNING, 0);
+		jobq_claims_write(jobs, (int) n);
 		jobq_run_batch(jobs, (int) n);
+		jobq_claims_clear();
 	}
 	else
 	{
@@ -400,6 +420,7 @@ poll_once(void)
 		AbortOutOfAnyTransaction();
 		jobq_dispatch_reset();
 		jobq_registry_invalidate();
+		jobq_claims_clear();
 		new_token();
 		need_rescue = true;
 		RESUME_INTERRUPTS();
@@ -433,6 +454,7 @@ jobq_worker_main(Datum main_arg)
 	mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024);
 
 	slot_attach(DatumGetInt32(main_arg));
+	jobq_claims_open(worker_state.slotno);
 	BackgroundWorkerInitializeConnection(jobq_database, NULL, 0);
 	SetConfigOption("application_name", MyBgworkerEntry->bgw_name, PGC_USERSET, PGC_S_SESSION);
 
