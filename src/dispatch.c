@@ -416,7 +416,7 @@ jobq_run_batch(JobqJob *jobs, int njobs)
 		TimestampTz started;
 		JobqRegistry *reg;
 		JobqJob    *solo = NULL;
-		JobqHandlerKind solo_kind = JOBQ_KIND_UNITS;
+		JobqRegistration *solo_reg = NULL;
 		int			i = start;
 		int			ndone = 0;
 		int			nfailed = 0;
@@ -446,7 +446,7 @@ jobq_run_batch(JobqJob *jobs, int njobs)
 				if (i == start)
 				{
 					solo = job;
-					solo_kind = r->kind;
+					solo_reg = r;
 					i++;
 				}
 				break;
@@ -503,10 +503,25 @@ jobq_run_batch(JobqJob *jobs, int njobs)
 		jobq_count_jobs(ndone, nfailed);
 		start = i;
 		if (solo != NULL)
-			jobq_run_solo_job(solo, solo_kind);
+		{
+			TimestampTz t0 = GetCurrentTimestamp();
+
+			/*
+			 * A unit job, or a provider job of a slow type, would hold the
+			 * rest of the batch for its whole run: give the rest back first.
+			 */
+			if (start < njobs &&
+				(solo_reg->kind == JOBQ_KIND_UNITS || solo_reg->avg_us > SLOW_HANDLER_US))
+			{
+				release_rest(jobs + start, njobs - start, gone + start);
+				start = njobs;
+			}
+			jobq_run_solo_job(solo, solo_reg->kind);
+			solo_reg->avg_us = (solo_reg->avg_us * 7 + (GetCurrentTimestamp() - t0)) / 8;
+		}
 		/*
-		 * Long jobs (unit, provider, slow handlers) hold the rest of the
-		 * batch: past ten batch times, give it back to workers that are free.
+		 * Slow handlers and short provider jobs still add up: past ten
+		 * batch times, give the rest back to workers that are free.
 		 */
 		if (start < njobs &&
 			TimestampDifferenceExceeds(batch_started, GetCurrentTimestamp(),

@@ -294,9 +294,14 @@ load_registry(Oid relid)
 		Datum	   *types = palloc(sizeof(Datum) * n);
 		int			nt = 0;
 
+		reg->queues[q].units_only = true;
 		for (int i = 0; i < reg->nregs; i++)
 			if (strcmp(reg->regs[i].queue, reg->queues[q].name) == 0)
+			{
 				types[nt++] = CStringGetTextDatum(reg->regs[i].job_type);
+				if (reg->regs[i].kind != JOBQ_KIND_UNITS)
+					reg->queues[q].units_only = false;
+			}
 		reg->queues[q].job_types =
 			PointerGetDatum(construct_array(types, nt, TEXTOID, -1, false, TYPALIGN_INT));
 	}

@@ -61,6 +61,7 @@ typedef struct JobqQueue
 {
 	char	   *name;
 	Datum		job_types;		/* text[] */
+	bool		units_only;		/* every type has a unit handler: claim one at a time */
 } JobqQueue;
 
 typedef struct JobqRegistry

@@ -320,6 +320,7 @@ poll_and_run(void)
 	JobqRegistry *reg;
 	JobqJob    *jobs = NULL;
 	uint64		n = 0;
+	bool		full = false;
 
 	MemoryContextReset(batch_cxt);
 	SetCurrentStatementStartTimestamp();
@@ -350,7 +351,11 @@ poll_and_run(void)
 	{
 		JobqQueue  *q = &reg->queues[(queue_rotor + k) % reg->nqueues];
 
-		n = jobq_claim_rows(q->name, worker_state.holder, jobq_batch_size, q->job_types);
+		/* a unit job runs for long: a batch of them would wait behind the first */
+		int			limit = q->units_only ? 1 : jobq_batch_size;
+
+		n = jobq_claim_rows(q->name, worker_state.holder, limit, q->job_types);
+		full = n == (uint64) limit;
 		if (n > 0)
 			jobs = copy_claimed(n);
 	}
@@ -363,7 +368,8 @@ poll_and_run(void)
 
 	if (n > 0)
 	{
-		if (n == (uint64) jobq_batch_size)
+		/* a full claim means more work: another worker can take it */
+		if (full)
 			wake_another();
 		set_state(JOBQ_WS_RUNNING, 0);
 		jobq_claims_write(jobs, (int) n);
