@@ -99,7 +99,7 @@ static JobqPlan provider_exists_plan = {
 };
 
 /* The OID of a relation in schema jobq, or InvalidOid. */
-static Oid
+Oid
 jobq_relid(const char *relname)
 {
 	Oid			nsp = get_namespace_oid("jobq", true);

@@ -80,6 +80,7 @@ typedef struct JobqRegistry
  * transaction and SPI.  Returns NULL when jobq.registrations does not exist
  * (the extension is older than 0.2, or absent).
  */
+extern Oid	jobq_relid(const char *relname);
 extern JobqRegistry *jobq_registry(void);
 extern JobqRegistration *jobq_registration(JobqRegistry *registry, const char *job_type);
 extern void jobq_registry_invalidate(void);

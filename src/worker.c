@@ -71,6 +71,7 @@ JobqWorker *jobq_worker = NULL;
 static JobqWorker worker_state;
 static MemoryContext batch_cxt = NULL;
 static Oid	seen_extension = InvalidOid;
+static Oid	seen_jobs = InvalidOid;	/* jobq.jobs when seen_extension was read */
 static bool need_rescue = true;
 static bool warned_old_version = false;
 static int	queue_rotor = 0;
@@ -177,11 +178,21 @@ slot_attach(int slotno)
 /*
  * Is the extension there, at a version with registrations?  Notices
  * DROP/CREATE EXTENSION: caches are dropped and orphans rescued again.
+ * The OID of jobq.jobs (two syscache lookups) tells whether anything
+ * changed; only then is pg_extension read (an index scan, at every wake-up
+ * otherwise).
  */
 static bool
 extension_ready(void)
 {
-	Oid			ext = get_extension_oid("jobq", true);
+	Oid			jobs = jobq_relid("jobs");
+	Oid			ext;
+
+	if (OidIsValid(jobs) && jobs == seen_jobs && OidIsValid(seen_extension))
+		ext = seen_extension;
+	else
+		ext = get_extension_oid("jobq", true);
+	seen_jobs = jobs;
 
 	if (ext != seen_extension)
 	{
