@@ -377,6 +377,12 @@ poll_and_run(void)
 	SPI_finish();
 	CommitTransactionCommand();
 
+	/*
+	 * A queue just got work: wake what serves it now, not after a batch
+	 * that may hold a unit job for minutes.  The call is bounded by the
+	 * hook's timeout and its circuit breaker.
+	 */
+	jobq_prewarm_fire();
 	if (n > 0)
 	{
 		/* a full claim means more work: another worker can take it */
@@ -392,8 +398,6 @@ poll_and_run(void)
 		/* nothing to run: use the time to delete blobs of purged jobs */
 		(void) jobq_delete_purged_blobs();
 	}
-	/* after the batch, so a slow hook never delays the jobs that woke it */
-	jobq_prewarm_fire();
 	pgstat_report_stat(false);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	return (int) n;
