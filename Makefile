@@ -11,7 +11,7 @@ EXTVERSION := $(shell sed -n "s/^default_version *= *'\([^']*\)'.*/\1/p" jobq.co
 
 MODULE_big = jobq
 OBJS = src/jobq.o src/shared.o src/ids.o src/tenant.o src/util.o src/errors.o src/registry.o \
-       src/api.o src/worker.o src/dispatch.o src/http.o src/store.o src/checkpoint.o src/units.o src/notify.o src/metrics.o src/provider.o src/call.o src/notifier.o src/claims.o
+       src/api.o src/worker.o src/dispatch.o src/http.o src/store.o src/checkpoint.o src/units.o src/notify.o src/metrics.o src/provider.o src/call.o src/notifier.o src/claims.o src/dropdb.o
 
 DATA = $(wildcard sql/jobq--*.sql)
 

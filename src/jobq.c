@@ -122,6 +122,7 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = jobq_shmem_startup;
 
+	jobq_dropdb_install();
 	jobq_register_workers();
 	jobq_register_notifier();
 }

@@ -72,6 +72,7 @@ extern Size jobq_notifier_shmem_size(void);
 extern void jobq_notifier_shmem_request(void);
 extern void jobq_notifier_shmem_init(void);
 extern void jobq_register_notifier(void);
+extern pid_t jobq_notifier_pid(void);
 extern void jobq_notifier_register_callbacks(void);
 
 /* ---- metrics.c ---- */
@@ -85,6 +86,10 @@ extern void jobq_store_define_settings(void);
 
 /* ---- jobq.c: commit-time actions and shared state ---- */
 extern void jobq_commit_durably(void);
+
+/* dropdb.c */
+extern void jobq_dropdb_install(void);
+extern void jobq_wait_while_parked(void);
 extern void jobq_wake_at_commit(void);
 extern void jobq_cancel_at_commit(const char *holder, const pg_uuid_t *job_id);
 extern bool jobq_shared_available(void);

@@ -324,6 +324,20 @@ notifier_detach(int code, Datum arg)
 	LWLockRelease(ring->lock);
 }
 
+/* The notifier's pid, or 0 when it is not connected. */
+pid_t
+jobq_notifier_pid(void)
+{
+	int			procno;
+
+	if (ring == NULL)
+		return 0;
+	LWLockAcquire(ring->lock, LW_SHARED);
+	procno = ring->procno;
+	LWLockRelease(ring->lock);
+	return procno >= 0 ? GetPGProcByNumber(procno)->pid : 0;
+}
+
 /* Bytes written to the ring and not yet read. */
 static uint64
 ring_used(void)
@@ -417,6 +431,7 @@ jobq_notifier_main(Datum main_arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+	jobq_wait_while_parked();
 	BackgroundWorkerInitializeConnection(jobq_database, NULL, 0);
 	SetConfigOption("application_name", "jobq notifier", PGC_USERSET, PGC_S_SESSION);
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);

@@ -38,6 +38,7 @@ jobq_shared_init(JobqShared *shared)
 	memset(shared, 0, jobq_shared_size());
 	SpinLockInit(&shared->mutex);
 	pg_atomic_init_u32(&shared->registry_generation, 1);
+	pg_atomic_init_u32(&shared->parked, 0);
 	for (int i = 0; i < JOBQ_NCOUNTERS; i++)
 		pg_atomic_init_u64(&shared->counters[i], 0);
 	if (!pg_strong_random(&shared->incarnation, sizeof(shared->incarnation)))

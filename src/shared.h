@@ -68,6 +68,7 @@ typedef struct JobqShared
 	slock_t		mutex;
 	uint64		incarnation;	/* random, new at each shared memory reset */
 	pg_atomic_uint32 registry_generation;	/* bumped when registrations change */
+	pg_atomic_uint32 parked;	/* jobq.database dropped or busy: see dropdb.c */
 	pg_atomic_uint64 counters[JOBQ_NCOUNTERS];
 	int			nslots;
 	JobqWorkerSlot slots[FLEXIBLE_ARRAY_MEMBER];

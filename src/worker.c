@@ -476,6 +476,12 @@ jobq_worker_main(Datum main_arg)
 
 	slot_attach(DatumGetInt32(main_arg));
 	jobq_claims_open(worker_state.slotno);
+	if (pg_atomic_read_u32(&jobq_shared->parked) != 0)
+	{
+		set_state(JOBQ_WS_WAITING, 0);
+		jobq_wait_while_parked();
+		set_state(JOBQ_WS_STARTING, 0);
+	}
 	BackgroundWorkerInitializeConnection(jobq_database, NULL, 0);
 	SetConfigOption("application_name", MyBgworkerEntry->bgw_name, PGC_USERSET, PGC_S_SESSION);
 
