@@ -698,6 +698,18 @@ typedef struct Hook
 } Hook;
 
 static TimestampTz hooks_absent_until = 0;
+
+/* a saved plan: this runs at every wake-up of a worker, parse and plan were most of it */
+static JobqPlan hooks_plan = {
+	"SELECT h.queue, h.url, h.method, h.headers, h.body,"
+	" (EXTRACT(EPOCH FROM h.min_interval) * 1000)::int8,"
+	" GREATEST((EXTRACT(EPOCH FROM h.timeout) * 1000)::int8, 1), h.failure_threshold,"
+	" (EXTRACT(EPOCH FROM h.open_for) * 1000)::int8,"
+	" EXISTS (SELECT 1 FROM jobq.jobs j WHERE j.status = 0 AND j.queue = h.queue"
+	"         AND j.run_at <= pg_catalog.now())"
+	" FROM jobq.prewarm_hooks h",
+	0, {}
+};
 static MemoryContext hooks_cxt = NULL;	/* the hooks to fire after the poll */
 
 /*
@@ -717,15 +729,7 @@ prewarm_due(void)
 	if (pshared == NULL || now < hooks_absent_until || !OidIsValid(nsp) ||
 		!OidIsValid(get_relname_relid("prewarm_hooks", nsp)))
 		return NIL;
-	if (SPI_execute("SELECT h.queue, h.url, h.method, h.headers, h.body,"
-					" (EXTRACT(EPOCH FROM h.min_interval) * 1000)::int8,"
-					" GREATEST((EXTRACT(EPOCH FROM h.timeout) * 1000)::int8, 1), h.failure_threshold,"
-					" (EXTRACT(EPOCH FROM h.open_for) * 1000)::int8,"
-					" EXISTS (SELECT 1 FROM jobq.jobs j WHERE j.status = 0 AND j.queue = h.queue"
-					"         AND j.run_at <= now())"
-					" FROM jobq.prewarm_hooks h", true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "jobq: could not read the pre-warm hooks");
-	n = SPI_processed;
+	n = jobq_plan_exec(&hooks_plan, NULL, NULL, true, 0);
 	if (n == 0)
 	{
 		/* look again in a few seconds: new hooks are rare */

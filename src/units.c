@@ -804,9 +804,34 @@ typedef struct PurgedJob
 	pg_uuid_t	job_id;
 	int			nuris;
 	char	  **uris;
-	int			attempts;
+	int			attempts;		/* this one included */
 	bool		failed;
 } PurgedJob;
+
+/*
+ * The lease counts the attempt: a deletion that takes its worker down is
+ * not retried forever.
+ */
+static JobqPlan purge_lease_plan = {
+	"UPDATE jobq.blob_deletions SET next_attempt_at = pg_catalog.now() + interval '10 min',"
+	" attempts = attempts + 1"
+	" WHERE job_id IN (SELECT job_id FROM jobq.blob_deletions"
+	"  WHERE next_attempt_at <= pg_catalog.now() ORDER BY next_attempt_at LIMIT 10"
+	"  FOR UPDATE SKIP LOCKED)"
+	" RETURNING job_id, uris, attempts",
+	0, {}
+};
+
+static JobqPlan purge_done_plan = {
+	"DELETE FROM jobq.blob_deletions WHERE job_id = $1", 1, {UUIDOID}
+};
+
+static JobqPlan purge_backoff_plan = {
+	"UPDATE jobq.blob_deletions SET next_attempt_at = pg_catalog.now()"
+	" + pg_catalog.least(interval '1 hour', interval '30 seconds' * (2 ^ ($2 - 1)))"
+	" WHERE job_id = $1",
+	2, {UUIDOID, INT4OID}
+};
 
 /* Delete one purged job's blobs; false (logged) when the store failed. */
 static bool
@@ -832,11 +857,11 @@ delete_job_blobs(PurgedJob *job, MemoryContext cxt)
 		if (e->sqlerrcode != JOBQ_ERRCODE_STORE)
 			PG_RE_THROW();
 		FlushErrorState();
-		ereport(job->attempts + 1 >= PURGE_MAX_ATTEMPTS ? WARNING : LOG,
+		ereport(job->attempts >= PURGE_MAX_ATTEMPTS ? WARNING : LOG,
 				(errmsg("jobq: could not delete the blobs of purged job %s (attempt %d of %d): %s",
 						DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&job->job_id))),
-						job->attempts + 1, PURGE_MAX_ATTEMPTS, e->message),
-				 job->attempts + 1 >= PURGE_MAX_ATTEMPTS ?
+						job->attempts, PURGE_MAX_ATTEMPTS, e->message),
+				 job->attempts >= PURGE_MAX_ATTEMPTS ?
 				 errhint("They are left in the store; delete them by hand.") : 0));
 		job->failed = true;
 	}
@@ -847,11 +872,11 @@ delete_job_blobs(PurgedJob *job, MemoryContext cxt)
 /*
  * Delete the blobs of a few purged jobs (queued by jobq.purge()): leased in
  * one transaction (their next attempt moved ten minutes ahead, so a worker
- * that dies meanwhile loses nothing), deleted with no transaction open, then
- * removed from the queue, or given their next attempt after a backoff (30 s
- * doubling up to an hour) when the store failed; after PURGE_MAX_ATTEMPTS a
- * WARNING says they were left.  Called by an idle worker.  Returns how many
- * jobs' blobs were handled.
+ * that dies meanwhile loses nothing, and the attempt counted), deleted with
+ * no transaction open, then removed from the queue, or given their next
+ * attempt after a backoff (30 s doubling up to an hour) when the store
+ * failed; after PURGE_MAX_ATTEMPTS a WARNING says they were left.  Called by
+ * an idle worker.  Returns how many jobs' blobs were handled.
  */
 int
 jobq_delete_purged_blobs(void)
@@ -871,14 +896,7 @@ jobq_delete_purged_blobs(void)
 	begin_txn(false);
 	if (OidIsValid(get_relname_relid("blob_deletions", get_namespace_oid("jobq", true))))
 	{
-		if (SPI_execute("UPDATE jobq.blob_deletions SET next_attempt_at = now() + interval '10 min'"
-						" WHERE job_id IN (SELECT job_id FROM jobq.blob_deletions"
-						"  WHERE next_attempt_at <= now() ORDER BY next_attempt_at LIMIT 10"
-						"  FOR UPDATE SKIP LOCKED)"
-						" RETURNING job_id, uris, attempts",
-						false, 0) != SPI_OK_UPDATE_RETURNING)
-			elog(ERROR, "jobq: could not take purged blobs");
-		n = SPI_processed;
+		n = jobq_plan_exec(&purge_lease_plan, NULL, NULL, false, 0);
 		jobs = MemoryContextAllocZero(cxt, sizeof(PurgedJob) * Max(n, 1));
 		for (uint64 i = 0; i < n; i++)
 		{
@@ -887,13 +905,17 @@ jobq_delete_purged_blobs(void)
 			bool		isnull;
 			Datum	   *elems;
 			bool	   *nulls;
+			int			nuris;
 
 			jobs[i].job_id = *DatumGetUUIDP(SPI_getbinval(tup, desc, 1, &isnull));
 			deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tup, desc, 2, &isnull)),
 							  TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &jobs[i].nuris);
 			jobs[i].uris = MemoryContextAlloc(cxt, sizeof(char *) * Max(jobs[i].nuris, 1));
+			nuris = 0;
 			for (int u = 0; u < jobs[i].nuris; u++)
-				jobs[i].uris[u] = nulls[u] ? "" : MemoryContextStrdup(cxt, TextDatumGetCString(elems[u]));
+				if (!nulls[u])
+					jobs[i].uris[nuris++] = MemoryContextStrdup(cxt, TextDatumGetCString(elems[u]));
+			jobs[i].nuris = nuris;
 			jobs[i].attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
 		}
 	}
@@ -910,23 +932,31 @@ jobq_delete_purged_blobs(void)
 	for (uint64 i = 0; i < n; i++)
 	{
 		CHECK_FOR_INTERRUPTS();
-		delete_job_blobs(&jobs[i], cxt);
+		if (jobs[i].attempts <= PURGE_MAX_ATTEMPTS)
+			delete_job_blobs(&jobs[i], cxt);
+		else
+		{
+			/* the earlier attempts ended with their worker */
+			ereport(WARNING,
+					(errmsg("jobq: gave up deleting the blobs of purged job %s after %d attempts",
+							DatumGetCString(DirectFunctionCall1(uuid_out,
+																UUIDPGetDatum(&jobs[i].job_id))),
+							PURGE_MAX_ATTEMPTS),
+					 errdetail("The workers that tried were lost while deleting them."),
+					 errhint("They are left in the store; delete them by hand.")));
+			jobs[i].failed = true;
+		}
 	}
 
 	begin_txn(false);
 	for (uint64 i = 0; i < n; i++)
 	{
-		Datum		values[2] = {UUIDPGetDatum(&jobs[i].job_id), Int32GetDatum(jobs[i].attempts + 1)};
+		Datum		values[2] = {UUIDPGetDatum(&jobs[i].job_id), Int32GetDatum(jobs[i].attempts)};
 
-		if (!jobs[i].failed || jobs[i].attempts + 1 >= PURGE_MAX_ATTEMPTS)
-			SPI_execute_with_args("DELETE FROM jobq.blob_deletions WHERE job_id = $1", 1,
-								  (Oid[]) {UUIDOID}, values, NULL, false, 0);
+		if (!jobs[i].failed || jobs[i].attempts >= PURGE_MAX_ATTEMPTS)
+			jobq_plan_exec(&purge_done_plan, values, NULL, false, 0);
 		else
-			SPI_execute_with_args("UPDATE jobq.blob_deletions SET attempts = $2,"
-								  " next_attempt_at = now() + least(interval '1 hour',"
-								  "   interval '30 seconds' * (2 ^ ($2 - 1)))"
-								  " WHERE job_id = $1", 2,
-								  (Oid[]) {UUIDOID, INT4OID}, values, NULL, false, 0);
+			jobq_plan_exec(&purge_backoff_plan, values, NULL, false, 0);
 	}
 	commit_txn();
 	MemoryContextSwitchTo(old);

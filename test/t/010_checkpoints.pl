@@ -545,6 +545,32 @@ sub checkpoints_right
 	is(checkpoints_right($b1_job), '1,2,3,4,5,6,7,8', '(e) and its checkpoints');
 }
 
+# The deletion queue as a crash would leave it.  A lease counts an attempt:
+# an entry whose earlier attempts all ended with their worker (attempts at
+# the limit of 20) is given up with a WARNING, not leased forever.  A NULL
+# among the URIs is skipped.
+{
+	my $offset = -s $node->logfile;
+	my ($given_up, $null_uri) = split /\|/, $node->safe_psql(
+		'postgres', q{
+INSERT INTO jobq.blob_deletions (job_id, uris, attempts)
+  VALUES (gen_random_uuid(), ARRAY['file:///nonexistent/jobq-test/unit_1.output'], 20),
+         (gen_random_uuid(), ARRAY[NULL, NULL]::text[], 0)
+  RETURNING job_id
+}) =~ s/\n/|/r;
+	ok( poll_within(
+			$node,
+			"SELECT count(*) FROM jobq.blob_deletions WHERE job_id IN ('$given_up', '$null_uri')",
+			'0', 60),
+		'(e) both entries leave the deletion queue');
+	my $log = log_since($node, $offset);
+	like($log, qr/WARNING:  jobq: gave up deleting the blobs of purged job \Q$given_up\E after 20 attempts/,
+		'(e) the entry whose attempts ran out is given up with a WARNING');
+	unlike($log, qr/(?:WARNING|LOG|ERROR):  jobq: .*\Q$null_uri\E/,
+		'(e) the entry with NULL URIs is done without a word');
+	unlike($log, qr/ERROR:.*(?:purged|blob)/, '(e) and neither raised an error');
+}
+
 # ---------------------------------------------------------------- the log
 
 {
