@@ -103,8 +103,8 @@ set_parked(bool park)
 		SpinLockRelease(&jobq_shared->mutex);
 		if (park && pid > 0)
 			(void) kill(pid, SIGTERM);
-		else if (!park && procno >= 0)
-			SetLatch(&GetPGProcByNumber(procno)->procLatch);
+		else if (!park)
+			jobq_set_latch_of(procno);
 	}
 	if (notifier > 0)
 		(void) kill(notifier, SIGTERM);

@@ -379,24 +379,37 @@ flush_counts(bool commit)
 	counts_pending = false;
 }
 
-/* Set the latch of one idle worker, rotating so wake-ups spread out. */
-static void
-wake_one_idle_worker(void)
+/* Set the latch of the process with this PGPROC number (-1: none). */
+void
+jobq_set_latch_of(int procno)
+{
+	if (procno >= 0)
+		SetLatch(&GetPGProcByNumber(procno)->procLatch);
+}
+
+/*
+ * Set the latch of one idle worker other than slot `except` (-1: any),
+ * rotating so wake-ups spread out.
+ */
+void
+jobq_wake_idle_worker(int except)
 {
 	int			n = jobq_shared->nslots;
 
 	for (int i = 0; i < n; i++)
 	{
-		JobqWorkerSlot *slot = &jobq_shared->slots[(wake_rotor + i) % n];
+		int			k = (wake_rotor + i) % n;
+		JobqWorkerSlot *slot = &jobq_shared->slots[k];
 
 		/* unlocked reads: a stale state costs one spurious or one missed wake */
 		int			procno = slot->pgprocno;
 
 		pg_read_barrier();
-		if ((slot->state == JOBQ_WS_IDLE || slot->state == JOBQ_WS_WAITING) && procno >= 0)
+		if (k != except && (slot->state == JOBQ_WS_IDLE || slot->state == JOBQ_WS_WAITING) &&
+			procno >= 0)
 		{
-			SetLatch(&GetPGProcByNumber(procno)->procLatch);
-			wake_rotor = (wake_rotor + i + 1) % n;
+			jobq_set_latch_of(procno);
+			wake_rotor = (k + 1) % n;
 			return;
 		}
 	}
@@ -428,7 +441,7 @@ jobq_xact_callback(XactEvent event, void *arg)
 				if (pending_cancels != NIL)
 					signal_cancels();
 				if (wake_pending)
-					wake_one_idle_worker();
+					jobq_wake_idle_worker(-1);
 			}
 			if (counts_pending)
 				flush_counts(true);

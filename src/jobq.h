@@ -91,6 +91,8 @@ extern void jobq_commit_durably(void);
 extern void jobq_dropdb_install(void);
 extern void jobq_wait_while_parked(void);
 extern void jobq_wake_at_commit(void);
+extern void jobq_set_latch_of(int procno);
+extern void jobq_wake_idle_worker(int except);
 extern void jobq_cancel_at_commit(const char *holder, const pg_uuid_t *job_id);
 extern bool jobq_shared_available(void);
 

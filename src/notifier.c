@@ -248,14 +248,8 @@ notifier_xact_callback(XactEvent event, void *arg)
 					elog(LOG, "jobq: %d progress notifications dropped: the notify ring is full",
 						 list_length(pending));
 			}
-			if (wake_notifier && ring->procno >= 0)
-			{
-				int			procno = ring->procno;
-
-				pg_read_barrier();
-				if (procno >= 0)
-					SetLatch(&GetPGProcByNumber(procno)->procLatch);
-			}
+			if (wake_notifier)
+				jobq_set_latch_of(ring->procno);
 			wake_notifier = false;
 			defer_to_commit = false;
 			pending = NIL;

@@ -305,25 +305,6 @@ copy_claimed(uint64 n)
 	return jobs;
 }
 
-/* Set the latch of one other idle worker: a full batch means more work. */
-static void
-wake_another(void)
-{
-	for (int i = 0; i < jobq_shared->nslots; i++)
-	{
-		JobqWorkerSlot *slot = &jobq_shared->slots[i];
-
-		int			procno = slot->pgprocno;
-
-		pg_read_barrier();
-		if (i != worker_state.slotno && slot->state == JOBQ_WS_IDLE && procno >= 0)
-		{
-			SetLatch(&GetPGProcByNumber(procno)->procLatch);
-			return;
-		}
-	}
-}
-
 /* One poll: claim a batch and run it.  Returns jobs run, or POLL_WAITING. */
 static int
 poll_and_run(void)
@@ -387,7 +368,7 @@ poll_and_run(void)
 	{
 		/* a full claim means more work: another worker can take it */
 		if (full)
-			wake_another();
+			jobq_wake_idle_worker(worker_state.slotno);
 		set_state(JOBQ_WS_RUNNING, 0);
 		jobq_claims_write(jobs, (int) n);
 		jobq_run_batch(jobs, (int) n);
