@@ -828,7 +828,7 @@ static JobqPlan purge_done_plan = {
 
 static JobqPlan purge_backoff_plan = {
 	"UPDATE jobq.blob_deletions SET next_attempt_at = pg_catalog.now()"
-	" + pg_catalog.least(interval '1 hour', interval '30 seconds' * (2 ^ ($2 - 1)))"
+	" + LEAST(interval '1 hour', interval '30 seconds' * (2 ^ ($2 - 1)))"
 	" WHERE job_id = $1",
 	2, {UUIDOID, INT4OID}
 };

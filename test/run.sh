@@ -4,6 +4,7 @@
 #
 #   test/run.sh                      every suite
 #   SUITES="regress pgtap" test/run.sh   some of them
+#   SUITES=node NODE_TESTS=test/node/stores.test.mjs test/run.sh   one node file
 #
 # Suites: regress (pg_regress), isolation (pg_isolation_regress), pgtap
 # (pg_prove), tap (prove + PostgreSQL::Test::Cluster: crashes, restarts),
@@ -121,7 +122,8 @@ suite_tap() {
 
 suite_node() {
   local files
-  files=$(ls test/node/*.test.mjs 2>/dev/null | sort)
+  # NODE_TESTS="test/node/stores.test.mjs ..." runs only those files
+  files=${NODE_TESTS:-$(ls test/node/*.test.mjs 2>/dev/null | sort)}
   [ -n "$files" ] || return 0
   local port; port=$(free_port)
   test/cluster.sh start node "$port" || { add 0 1 "node (cluster start)"; return; }
