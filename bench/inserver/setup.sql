@@ -29,8 +29,32 @@ END $$;
 -- issue 3: idle pickup latency
 -- at: handler start; claimed: the job's started_at (now() of the worker's claim transaction)
 CREATE TABLE lat_seen (id uuid PRIMARY KEY, at timestamptz NOT NULL, claimed timestamptz);
+-- x: the enqueue's xid (for pg_xact_commit_timestamp, stamped before its WAL flush);
+-- committed: clock_timestamp() right after its COMMIT returned (flushed, visible, workers woken)
 CREATE TABLE lat_enq (id uuid PRIMARY KEY, x xid NOT NULL, variant text NOT NULL,
-                      poll_delays int[], at timestamptz NOT NULL DEFAULT clock_timestamp());
+                      poll_delays int[], committed timestamptz NOT NULL,
+                      at timestamptz NOT NULL DEFAULT clock_timestamp());
+-- one sample: enqueue, COMMIT, note the time; the row goes in 50 ms later, after the handler ran.
+-- With durable = false the enqueue commits asynchronously: its commit timestamp is then taken
+-- just before the job becomes visible (no WAL flush in between).
+CREATE PROCEDURE lat_sample(v text, durable boolean DEFAULT true) LANGUAGE plpgsql AS $$
+DECLARE
+  jid uuid;
+  x xid;
+  t timestamptz;
+  d int[];
+BEGIN
+  d := (SELECT array_agg(poll_delay_ms ORDER BY pid) FROM jobq.worker_status);
+  IF NOT durable THEN
+    PERFORM set_config('synchronous_commit', 'off', true);
+  END IF;
+  jid := jobq.enqueue('lat');
+  x := xid(pg_current_xact_id());
+  COMMIT;
+  t := clock_timestamp();
+  PERFORM pg_sleep(0.05);
+  INSERT INTO lat_enq (id, x, variant, poll_delays, committed) VALUES (jid, x, v, d, t);
+END $$;
 CREATE FUNCTION lat_handler(j jobq.jobs) RETURNS jsonb LANGUAGE plpgsql AS $$
 BEGIN
   INSERT INTO lat_seen VALUES (j.id, clock_timestamp(), j.started_at);
