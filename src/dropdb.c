@@ -129,7 +129,13 @@ jobq_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyT
 		 */
 		if (IsA(pstmt->utilityStmt, DropdbStmt))
 			PreventInTransactionBlock(context == PROCESS_UTILITY_TOPLEVEL, "DROP DATABASE");
-		if (OidIsValid(db) && pg_database_ownercheck(db, GetUserId()) && db != MyDatabaseId)
+
+		/*
+		 * A RENAME can run in a transaction block that later rolls back,
+		 * after which nothing would unpark: only one that commits at once.
+		 */
+		if (OidIsValid(db) && pg_database_ownercheck(db, GetUserId()) && db != MyDatabaseId &&
+			context == PROCESS_UTILITY_TOPLEVEL && !IsTransactionBlock())
 		{
 			ereport(LOG,
 					(errmsg("jobq: stopping the workers connected to database \"%s\" for %s",

@@ -66,6 +66,24 @@ ok(poll_within($node, "SELECT status FROM jobq.jobs WHERE id = '$again'", '2', 6
 	'and run jobs');
 $stay->quit;
 
+# ---- RENAME: at top level it parks the workers until the name is back ----
+($ret, $out, $err) = $node->psql('postgres', 'ALTER DATABASE jobs_db RENAME TO jobs_db_old');
+is($ret, 0, 'ALTER DATABASE jobs_db RENAME succeeds while jobq serves it') or diag($err);
+is(connected(), '0', 'nothing is connected under the old name');
+($ret, $out, $err) = $node->psql('postgres', 'ALTER DATABASE jobs_db_old RENAME TO jobs_db');
+is($ret, 0, 'renaming it back succeeds') or diag($err);
+ok(poll_within($node, "SELECT count(*) FROM pg_stat_activity WHERE datname = 'jobs_db' AND backend_type IN ('jobq worker', 'jobq notifier')", '3', 60),
+	'and the workers and the notifier connect again');
+# in a transaction block it could roll back after the workers left: they are
+# not parked, and PostgreSQL refuses the rename as it always did
+($ret, $out, $err) = $node->psql('postgres',
+	'BEGIN; ALTER DATABASE jobs_db RENAME TO jobs_db_old; ROLLBACK;');
+like($err, qr/database "jobs_db" is being accessed by other users/,
+	'a RENAME in a transaction block is refused while the workers are connected');
+my $after_rename = $node->safe_psql('jobs_db', "SELECT jobq.enqueue('t')");
+ok(poll_within($node, "SELECT status FROM jobq.jobs WHERE id = '$after_rename'", '2', 60, 'jobs_db'),
+	'and the workers still run jobs');
+
 # ---- DROP DATABASE succeeds ----
 my $offset = -s $node->logfile;
 ($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE jobs_db');
