@@ -363,6 +363,32 @@ release_job(JobqJob *job)
 		elog(ERROR, "jobq: could not release job");
 }
 
+/*
+ * A worker's own transaction, with SPI and a snapshot, stamped now; `commit`
+ * says whether it may commit without waiting for its flush.
+ */
+void
+jobq_begin_txn(JobqCommit commit)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	SPI_connect();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	if (commit == JOBQ_COMMIT_ASYNC)
+		(void) set_config_option("synchronous_commit", "off", PGC_SUSET,
+								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+	else if (commit == JOBQ_COMMIT_DURABLE)
+		jobq_commit_durably();
+}
+
+void
+jobq_commit_txn(void)
+{
+	PopActiveSnapshot();
+	SPI_finish();
+	CommitTransactionCommand();
+}
+
 /* A handler type this slow runs at the start of a batch transaction. */
 #define SLOW_HANDLER_US ((int64) jobq_batch_time_ms * 250)
 
@@ -370,17 +396,12 @@ release_job(JobqJob *job)
 static void
 release_rest(JobqJob *jobs, int n, bool *gone)
 {
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	jobq_begin_txn(JOBQ_COMMIT_DEFAULT);
 	for (int i = 0; i < n; i++)
 		if (!gone[i])
 			release_job(&jobs[i]);
 	jobq_wake_at_commit();		/* an idle worker takes them at once */
-	PopActiveSnapshot();
-	SPI_finish();
-	CommitTransactionCommand();
+	jobq_commit_txn();
 }
 
 /*
@@ -423,10 +444,7 @@ jobq_run_batch(JobqJob *jobs, int njobs)
 		uint64		completed;
 
 		MemoryContextReset(keep);
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		SPI_connect();
-		PushActiveSnapshot(GetTransactionSnapshot());
+		jobq_begin_txn(JOBQ_COMMIT_DEFAULT);
 		reg = jobq_registry();
 		started = GetCurrentTimestamp();
 		while (i < njobs)
@@ -497,9 +515,7 @@ jobq_run_batch(JobqJob *jobs, int njobs)
 				elog(ERROR, "jobq: batch kept changing under the worker");
 			continue;
 		}
-		PopActiveSnapshot();
-		SPI_finish();
-		CommitTransactionCommand();
+		jobq_commit_txn();
 		jobq_count_jobs(ndone, nfailed);
 		start = i;
 		if (solo != NULL)

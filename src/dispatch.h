@@ -43,7 +43,17 @@ typedef struct JobqWorker
 extern JobqWorker *jobq_worker;
 extern TimeoutId jobq_timeout_id;	/* the per-type handler timeout */
 
+/* How a worker's transaction commits: see jobq_begin_txn(). */
+typedef enum JobqCommit
+{
+	JOBQ_COMMIT_DEFAULT,		/* as the server says (synchronous_commit) */
+	JOBQ_COMMIT_ASYNC,			/* without waiting for the WAL flush */
+	JOBQ_COMMIT_DURABLE			/* on the local disk at least */
+} JobqCommit;
+
 /* dispatch.c */
+extern void jobq_begin_txn(JobqCommit commit);
+extern void jobq_commit_txn(void);
 extern void jobq_run_batch(JobqJob *jobs, int njobs);
 extern void jobq_job_begin(JobqJob *job);
 extern void jobq_job_end(void);

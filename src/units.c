@@ -93,33 +93,6 @@ static void step_prefetch(UnitRun *run, int unit);
 /* the current unit's output, between its txn A and its upload */
 static bytea *unit_output;
 
-/*
- * Start a transaction of the runner.  async: its commit need not reach
- * disk; otherwise it must reach the local disk at least, whatever the
- * server's synchronous_commit says.
- */
-static void
-begin_txn(bool async)
-{
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
-	if (async)
-		(void) set_config_option("synchronous_commit", "off", PGC_SUSET,
-								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
-	else
-		jobq_commit_durably();
-}
-
-static void
-commit_txn(void)
-{
-	PopActiveSnapshot();
-	SPI_finish();
-	CommitTransactionCommand();
-}
-
 /* The job's registration in this transaction; an error if it changed kind. */
 static JobqRegistration *
 unit_registration(UnitRun *run, JobqRegistry **reg)
@@ -258,7 +231,7 @@ step_load(UnitRun *run, int unit)
 	JobqRegistry *reg;
 	JobqRegistration *r;
 
-	begin_txn(false);
+	jobq_begin_txn(JOBQ_COMMIT_DURABLE);
 	r = unit_registration(run, &reg);
 	if (run->via_providers)
 		load_providers(run, r);
@@ -278,7 +251,7 @@ step_load(UnitRun *run, int unit)
 		if (!c->stored)
 			run->bytes[i] = -(c->bytes + 1);
 	}
-	commit_txn();
+	jobq_commit_txn();
 }
 
 /*
@@ -327,7 +300,7 @@ step_verify(UnitRun *run, int unit)
 	if (!changed)
 		return;
 
-	begin_txn(true);
+	jobq_begin_txn(JOBQ_COMMIT_ASYNC);
 	for (int i = 0; i < run->units; i++)
 	{
 		if (drop[i])
@@ -344,7 +317,7 @@ step_verify(UnitRun *run, int unit)
 		}
 	}
 	run->gone = jobq_ckpt_progress(&run->job->id, jobq_worker->holder) < 0;
-	commit_txn();
+	jobq_commit_txn();
 }
 
 
@@ -392,11 +365,11 @@ step_unit(UnitRun *run, int unit)
 	if (run->via_providers)
 	{
 		call_providers(run, unit);
-		begin_txn(true);
+		jobq_begin_txn(JOBQ_COMMIT_ASYNC);
 	}
 	else
 	{
-		begin_txn(true);
+		jobq_begin_txn(JOBQ_COMMIT_ASYNC);
 		handler_output(run, unit);
 	}
 	if (VARSIZE_ANY_EXHDR(unit_output) > (Size) jobq_max_checkpoint_bytes)
@@ -411,7 +384,7 @@ step_unit(UnitRun *run, int unit)
 	jobq_ckpt_record(&run->job->id, unit, run->uri[unit - 1],
 					 VARSIZE_ANY_EXHDR(unit_output), sha, false);
 	run->sha[unit - 1] = MemoryContextStrdup(run->cxt, sha);
-	commit_txn();
+	jobq_commit_txn();
 }
 
 /* no txn: upload the unit's output */
@@ -429,10 +402,10 @@ step_record(UnitRun *run, int unit)
 	int			done;
 
 	/* synchronous: a unit reported done must never run again, even after a crash */
-	begin_txn(false);
+	jobq_begin_txn(JOBQ_COMMIT_DURABLE);
 	jobq_ckpt_mark_stored(&run->job->id, unit);
 	done = jobq_ckpt_progress(&run->job->id, jobq_worker->holder);
-	commit_txn();
+	jobq_commit_txn();
 	if (done < 0)
 		run->gone = true;
 	else
@@ -492,12 +465,12 @@ step_prefetch(UnitRun *run, int unit)
 	}
 	if (!lost)
 		return;
-	begin_txn(true);
+	jobq_begin_txn(JOBQ_COMMIT_ASYNC);
 	for (int i = 0; i < run->units; i++)
 		if (!run->stored[i])
 			jobq_ckpt_delete(&run->job->id, i + 1);
 	run->gone = jobq_ckpt_progress(&run->job->id, jobq_worker->holder) < 0;
-	commit_txn();
+	jobq_commit_txn();
 }
 
 /* In the open txn: the result completes the job, its token goes; commit. */
@@ -509,7 +482,7 @@ complete_job(UnitRun *run, Datum result, bool isnull, const char *what)
 	if (!jobq_complete_held(&run->job->id, result, isnull, jobq_worker->holder))
 		run->gone = true;
 	drop_token(run);
-	commit_txn();
+	jobq_commit_txn();
 }
 
 /* txn C: the finalizer's result completes the job */
@@ -521,7 +494,7 @@ step_finalize(UnitRun *run, int unit)
 	Datum		result;
 	bool		isnull = false;
 
-	begin_txn(false);
+	jobq_begin_txn(JOBQ_COMMIT_DURABLE);
 	r = unit_registration(run, &reg);
 	jobq_corrupt_unit = 0;
 	if (run->outputs)
@@ -549,7 +522,7 @@ record_error(UnitRun *run)
 {
 	bool		requeued;
 
-	begin_txn(false);
+	jobq_begin_txn(JOBQ_COMMIT_DURABLE);
 	if (run->failed_call != NULL && !jobq_job_cancelled(run->job))
 		jobq_record_failure(&run->job->id, jobq_worker->holder, run->job->trace_id,
 							run->job->attempts, run->job->max_attempts, run->done,
@@ -560,7 +533,7 @@ record_error(UnitRun *run)
 		requeued = jobq_record_job_error(run->timeout_ms, run->job, run->error, run->done);
 	if (!requeued)
 		drop_token(run);
-	commit_txn();
+	jobq_commit_txn();
 }
 
 /* Run every unit that has no stored checkpoint yet; false to stop. */
@@ -700,9 +673,9 @@ run_unit_job(JobqJob *job)
 
 				run.error = NULL;
 				run.stored[bad - 1] = false;
-				begin_txn(true);
+				jobq_begin_txn(JOBQ_COMMIT_ASYNC);
 				jobq_ckpt_delete(&job->id, bad);
-				commit_txn();
+				jobq_commit_txn();
 				continue;
 			}
 			break;
@@ -721,10 +694,10 @@ step_provider_load(UnitRun *run, int unit)
 	JobqRegistry *reg;
 	JobqRegistration *r;
 
-	begin_txn(false);
+	jobq_begin_txn(JOBQ_COMMIT_DURABLE);
 	r = unit_registration(run, &reg);
 	load_providers(run, r);
-	commit_txn();
+	jobq_commit_txn();
 }
 
 /* no txn: the call */
@@ -756,7 +729,7 @@ step_provider_complete(UnitRun *run, int unit)
 				(errcode(ERRCODE_EXTERNAL_ROUTINE_EXCEPTION),
 				 errmsg("%s", bad->message)));
 	}
-	begin_txn(false);
+	jobq_begin_txn(JOBQ_COMMIT_DURABLE);
 	result = DirectFunctionCall1(jsonb_in, CStringGetDatum(text));
 	complete_job(run, result, false, "provider result");
 }
@@ -893,7 +866,7 @@ jobq_delete_purged_blobs(void)
 	cxt = AllocSetContextCreate(jobq_worker->cxt, "jobq purge", ALLOCSET_SMALL_SIZES);
 	old = MemoryContextSwitchTo(cxt);
 
-	begin_txn(false);
+	jobq_begin_txn(JOBQ_COMMIT_DURABLE);
 	if (OidIsValid(get_relname_relid("blob_deletions", get_namespace_oid("jobq", true))))
 	{
 		n = jobq_plan_exec(&purge_lease_plan, NULL, NULL, false, 0);
@@ -919,7 +892,7 @@ jobq_delete_purged_blobs(void)
 			jobs[i].attempts = DatumGetInt32(SPI_getbinval(tup, desc, 3, &isnull));
 		}
 	}
-	commit_txn();
+	jobq_commit_txn();
 	MemoryContextSwitchTo(cxt);
 	if (n == 0)
 	{
@@ -948,7 +921,7 @@ jobq_delete_purged_blobs(void)
 		}
 	}
 
-	begin_txn(false);
+	jobq_begin_txn(JOBQ_COMMIT_DURABLE);
 	for (uint64 i = 0; i < n; i++)
 	{
 		Datum		values[2] = {UUIDPGetDatum(&jobs[i].job_id), Int32GetDatum(jobs[i].attempts)};
@@ -958,7 +931,7 @@ jobq_delete_purged_blobs(void)
 		else
 			jobq_plan_exec(&purge_backoff_plan, values, NULL, false, 0);
 	}
-	commit_txn();
+	jobq_commit_txn();
 	MemoryContextSwitchTo(old);
 	MemoryContextDelete(cxt);
 	return (int) n;

@@ -315,17 +315,12 @@ poll_and_run(void)
 	bool		full = false;
 
 	MemoryContextReset(batch_cxt);
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	SPI_connect();
-	PushActiveSnapshot(GetTransactionSnapshot());
+	jobq_begin_txn(JOBQ_COMMIT_DEFAULT);
 	pgstat_report_activity(STATE_RUNNING, "jobq: polling");
 
 	if (!extension_ready())
 	{
-		PopActiveSnapshot();
-		SPI_finish();
-		CommitTransactionCommand();
+		jobq_commit_txn();
 		pgstat_report_activity(STATE_IDLE, NULL);
 		return POLL_WAITING;
 	}
@@ -353,10 +348,7 @@ poll_and_run(void)
 	}
 	queue_rotor++;
 	jobq_prewarm_check();
-
-	PopActiveSnapshot();
-	SPI_finish();
-	CommitTransactionCommand();
+	jobq_commit_txn();
 
 	/*
 	 * A queue just got work: wake what serves it now, not after a batch
