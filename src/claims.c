@@ -60,16 +60,6 @@
 static int	claims_fd = -1;
 static StringInfoData claims_buf;
 
-static int
-hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 static void
 claims_path(char *path, size_t size, int slotno)
 {
@@ -142,29 +132,6 @@ jobq_claims_clear(void)
 	(void) claims_put(empty, sizeof(empty) - 1);
 }
 
-/* A uuid as jobq_uuid_to_cstring writes it; false if it is not one. */
-static bool
-parse_uuid(const char *s, pg_uuid_t *out)
-{
-	for (int i = 0; i < UUID_LEN; i++)
-	{
-		int			hi,
-					lo;
-
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-		{
-			if (*s++ != '-')
-				return false;
-		}
-		hi = hex_value(*s++);
-		lo = hi < 0 ? -1 : hex_value(*s++);
-		if (lo < 0)
-			return false;
-		out->data[i] = (uint8) (hi << 4 | lo);
-	}
-	return *s == '\0';
-}
-
 /* Parse one journal into the arrays; false (and nothing added) if torn. */
 static bool
 claims_parse(char *text, Datum **ids, Datum **attempts, int *n, int *size)
@@ -203,7 +170,7 @@ claims_parse(char *text, Datum **ids, Datum **attempts, int *n, int *size)
 			*ids = repalloc(*ids, sizeof(Datum) * *size);
 			*attempts = repalloc(*attempts, sizeof(Datum) * *size);
 		}
-		if (!parse_uuid(line, &id))
+		if (!jobq_parse_uuid(line, &id))
 			break;
 		(*ids)[*n] = UUIDPGetDatum(memcpy(palloc(sizeof(pg_uuid_t)), &id, sizeof(pg_uuid_t)));
 		(*attempts)[*n] = Int32GetDatum((int32) a);

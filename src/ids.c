@@ -153,3 +153,49 @@ jobq_uuid_to_cstring(const pg_uuid_t *uuid, char *out)
 	}
 	*p = '\0';
 }
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/*
+ * Parse uuid text in the forms uuid_in accepts (optional braces, a hyphen
+ * after any group of four digits); false if it is not one.  Written out so
+ * that a bad value can be reported (22023 naming its source) or skipped,
+ * without catching uuid_in's error.
+ */
+bool
+jobq_parse_uuid(const char *s, pg_uuid_t *out)
+{
+	bool		braces = (*s == '{');
+	int			n = 0;
+
+	if (braces)
+		s++;
+	while (n < 32)
+	{
+		int			hi,
+					lo;
+
+		if (*s == '-' && n > 0 && n % 4 == 0)
+			s++;
+		hi = hexval(s[0]);
+		lo = (hi < 0) ? -1 : hexval(s[1]);
+		if (hi < 0 || lo < 0)
+			return false;
+		out->data[n / 2] = (unsigned char) (hi << 4 | lo);
+		n += 2;
+		s += 2;
+	}
+	if (braces && *s++ != '}')
+		return false;
+	return *s == '\0';
+}

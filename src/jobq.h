@@ -115,6 +115,7 @@ extern void jobq_new_trace_id(char *out);
 extern bool jobq_normalize_trace_id(const char *in, char *out);
 extern bool jobq_trace_id_from_traceparent(const char *traceparent, char *out);
 extern void jobq_uuid_to_cstring(const pg_uuid_t *uuid, char *out);
+extern bool jobq_parse_uuid(const char *s, pg_uuid_t *out);
 
 /* ---- tenant.c ---- */
 extern bool jobq_current_tenant(pg_uuid_t *out);

@@ -21,51 +21,6 @@
 
 PG_FUNCTION_INFO_V1(jobq_current_user_id);
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/*
- * Parse uuid text in the forms uuid_in accepts (optional braces, a hyphen
- * after any group of four digits).  Written out so a bad value can be
- * reported as 22023 naming its source, without catching uuid_in's error.
- */
-static bool
-parse_uuid(const char *s, pg_uuid_t *out)
-{
-	bool		braces = (*s == '{');
-	int			n = 0;
-
-	if (braces)
-		s++;
-	while (n < 32)
-	{
-		int			hi,
-					lo;
-
-		if (*s == '-' && n > 0 && n % 4 == 0)
-			s++;
-		hi = hexval(s[0]);
-		lo = (hi < 0) ? -1 : hexval(s[1]);
-		if (hi < 0 || lo < 0)
-			return false;
-		out->data[n / 2] = (unsigned char) (hi << 4 | lo);
-		n += 2;
-		s += 2;
-	}
-	if (braces && *s++ != '}')
-		return false;
-	return *s == '\0';
-}
-
 /* Parser state for finding the top-level "sub" of a claims object. */
 typedef struct SubSearch
 {
@@ -147,7 +102,7 @@ jobq_current_tenant(pg_uuid_t *out)
 
 	if (jobq_user_id_setting && jobq_user_id_setting[0] != '\0')
 	{
-		if (!parse_uuid(jobq_user_id_setting, out))
+		if (!jobq_parse_uuid(jobq_user_id_setting, out))
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 					 errmsg("jobq.user_id \"%s\" is not a uuid", jobq_user_id_setting)));
@@ -160,7 +115,7 @@ jobq_current_tenant(pg_uuid_t *out)
 	sub = claims_sub(claims);
 	if (sub == NULL || sub[0] == '\0')
 		return false;
-	if (!parse_uuid(sub, out))
+	if (!jobq_parse_uuid(sub, out))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("the \"sub\" claim \"%s\" of request.jwt.claims is not a uuid", sub)));
