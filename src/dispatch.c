@@ -375,8 +375,7 @@ jobq_begin_txn(JobqCommit commit)
 	SPI_connect();
 	PushActiveSnapshot(GetTransactionSnapshot());
 	if (commit == JOBQ_COMMIT_ASYNC)
-		(void) set_config_option("synchronous_commit", "off", PGC_SUSET,
-								 PGC_S_SESSION, GUC_ACTION_LOCAL, true, 0, false);
+		jobq_commit_async();
 	else if (commit == JOBQ_COMMIT_DURABLE)
 		jobq_commit_durably();
 }

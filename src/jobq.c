@@ -302,6 +302,14 @@ jobq_commit_durably(void)
 								 GUC_ACTION_LOCAL, true, 0, false);
 }
 
+/* Let the current transaction commit without waiting for its WAL flush. */
+void
+jobq_commit_async(void)
+{
+	(void) set_config_option("synchronous_commit", "off", PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+}
+
 /* Wake one idle in-server worker when the current transaction commits. */
 void
 jobq_wake_at_commit(void)

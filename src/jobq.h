@@ -86,6 +86,7 @@ extern void jobq_store_define_settings(void);
 
 /* ---- jobq.c: commit-time actions and shared state ---- */
 extern void jobq_commit_durably(void);
+extern void jobq_commit_async(void);
 
 /* dropdb.c */
 extern void jobq_dropdb_install(void);

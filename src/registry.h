@@ -75,12 +75,14 @@ typedef struct JobqRegistry
 	List	   *validations;	/* of JobqValidation, for types with validators */
 } JobqRegistry;
 
+/* The OID of a relation in schema jobq, or InvalidOid. */
+extern Oid	jobq_relid(const char *relname);
+
 /*
  * The registry as of now, reloaded when a registration changed.  Needs a
  * transaction and SPI.  Returns NULL when jobq.registrations does not exist
  * (the extension is older than 0.2, or absent).
  */
-extern Oid	jobq_relid(const char *relname);
 extern JobqRegistry *jobq_registry(void);
 extern JobqRegistration *jobq_registration(JobqRegistry *registry, const char *job_type);
 extern void jobq_registry_invalidate(void);

@@ -331,8 +331,7 @@ poll_and_run(void)
 	if (need_rescue && rescue_orphans() > 0)
 		jobq_commit_durably();
 	else
-		(void) set_config_option("synchronous_commit", "off", PGC_SUSET, PGC_S_SESSION,
-								 GUC_ACTION_LOCAL, true, 0, false);
+		jobq_commit_async();
 	reg = jobq_registry();
 	for (int k = 0; reg != NULL && k < reg->nqueues && n == 0; k++)
 	{
