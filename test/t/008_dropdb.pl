@@ -30,15 +30,17 @@ SELECT jobq.register('t', handler => 'h(jobq.jobs)'::regprocedure);
 		'jobs_db');
 }
 
+# jobq's processes connected to jobs_db
+my $connected_q =
+  "SELECT count(*) FROM pg_stat_activity WHERE datname = 'jobs_db' AND backend_type IN ('jobq worker', 'jobq notifier')";
+
 sub connected
 {
-	return $node->safe_psql('postgres',
-		"SELECT count(*) FROM pg_stat_activity WHERE datname = 'jobs_db' AND backend_type IN ('jobq worker', 'jobq notifier')"
-	);
+	return $node->safe_psql('postgres', $connected_q);
 }
 
 ok(make_jobs_db(), 'a job runs in jobs_db');
-ok(poll_within($node, "SELECT count(*) FROM pg_stat_activity WHERE datname = 'jobs_db' AND backend_type IN ('jobq worker', 'jobq notifier')", '3', 60),
+ok(poll_within($node, $connected_q, '3', 60),
 	'two workers and the notifier are connected to jobs_db');
 my $pids = activity_worker_pids($node);
 
@@ -59,7 +61,7 @@ $stay->query_safe('SELECT 1');
 ($ret, $out, $err) = $node->psql('postgres', 'DROP DATABASE jobs_db');
 like($err, qr/database "jobs_db" is being accessed by other users\s+DETAIL:  There is 1 other session using the database/,
 	'DROP DATABASE fails because of the other session only, not jobq\'s');
-ok(poll_within($node, "SELECT count(*) FROM pg_stat_activity WHERE datname = 'jobs_db' AND backend_type IN ('jobq worker', 'jobq notifier')", '3', 60),
+ok(poll_within($node, $connected_q, '3', 60),
 	'after the failed DROP the workers and the notifier connect again');
 my $again = $node->safe_psql('jobs_db', "SELECT jobq.enqueue('t')");
 ok(poll_within($node, "SELECT status FROM jobq.jobs WHERE id = '$again'", '2', 60, 'jobs_db'),
@@ -72,7 +74,7 @@ is($ret, 0, 'ALTER DATABASE jobs_db RENAME succeeds while jobq serves it') or di
 is(connected(), '0', 'nothing is connected under the old name');
 ($ret, $out, $err) = $node->psql('postgres', 'ALTER DATABASE jobs_db_old RENAME TO jobs_db');
 is($ret, 0, 'renaming it back succeeds') or diag($err);
-ok(poll_within($node, "SELECT count(*) FROM pg_stat_activity WHERE datname = 'jobs_db' AND backend_type IN ('jobq worker', 'jobq notifier')", '3', 60),
+ok(poll_within($node, $connected_q, '3', 60),
 	'and the workers and the notifier connect again');
 # in a transaction block it could roll back after the workers left: they are
 # not parked, and PostgreSQL refuses the rename as it always did
